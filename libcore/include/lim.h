@@ -1,0 +1,310 @@
+/*
+ * liblim — a local-first, multi-master replicated document store.
+ *
+ * This is the whole public C API. Conventions (see README.md):
+ *
+ *  - Every function returns 0 on success or a negative LIM_E* code. The
+ *    message of the last failure on the calling thread is lim_error_last().
+ *  - Handles are opaque. What comes back through an `out` parameter belongs
+ *    to the caller and goes back through the matching lim_*_free() (which
+ *    accepts NULL); byte strings come back in a lim_buf released with
+ *    lim_buf_dispose().
+ *  - Option structs start with `version`; initialise them with
+ *    lim_*_options_init() (or the LIM_*_OPTIONS_INIT macro). A NULL options
+ *    pointer means the defaults.
+ *  - Threading: a lim_db may be used from several threads; calls on one
+ *    handle are serialised by an internal mutex. An iterator belongs to the
+ *    thread that uses it and must be freed before its lim_db.
+ */
+#ifndef LIM_H
+#define LIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define LIM_EXTERN __declspec(dllexport)
+#else
+#  define LIM_EXTERN __attribute__((visibility("default")))
+#endif
+
+#define LIM_VERSION_MAJOR 0
+#define LIM_VERSION_MINOR 1
+#define LIM_VERSION_PATCH 0
+#define LIM_VERSION "0.1.0"
+
+/** Return the library version string, e.g. "0.1.0". */
+LIM_EXTERN const char *lim_version(void);
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum {
+	LIM_OK = 0,
+	LIM_ERROR = -1,          /* generic failure */
+	LIM_ENOTFOUND = -3,      /* no such store, document or field */
+	LIM_EEXISTS = -4,        /* the thing to create already exists */
+	LIM_EINVALID = -5,       /* bad argument: JSON, UTF-8, limits, types */
+	LIM_EMALFORMED = -6,     /* an encoded change or pack is not well formed */
+	LIM_EHASH = -7,          /* a change's hash chain does not match */
+	LIM_ESIGNATURE = -8,     /* a signature does not verify */
+	LIM_EGAP = -9,           /* a change's predecessor is missing */
+	LIM_EEQUIVOCATION = -10, /* two different changes for one author and seq */
+	LIM_ECLOCK = -11,        /* a timestamp beyond the allowed clock drift */
+	LIM_ENOTSTORE = -12,     /* the file is not a liblim store */
+	LIM_EVERSION = -13,      /* the store was written by a newer liblim */
+	LIM_ECORRUPT = -14,      /* the store's contents fail verification */
+	LIM_EIO = -15,           /* the storage layer failed (disk, SQLite) */
+	LIM_EFAILED = -16,       /* the store is in a failed state; reopen it */
+	LIM_ETXN = -17,          /* transaction misuse (nested begin, commit without begin) */
+	LIM_ENOMEM = -18,        /* out of memory */
+	LIM_EAUTH = -19,         /* authentication failed (sync) */
+	LIM_EPROTOCOL = -20,     /* protocol violation (sync) */
+	LIM_ECLOSED = -21,       /* the handle is closed */
+	LIM_EITEROVER = -31      /* an iterator has no more items (not a failure) */
+} lim_error_code;
+
+/** The code and message of the last failure on this thread ("" if none). */
+LIM_EXTERN int lim_error_last_code(void);
+LIM_EXTERN const char *lim_error_last(void);
+/** A short stable name for an error code, e.g. "LIM_ENOTFOUND". */
+LIM_EXTERN const char *lim_error_name(int code);
+
+/* ---------------------------------------------------------------- buffers */
+
+/** Bytes owned by the caller; `ptr` is NUL-terminated for convenience. */
+typedef struct {
+	char *ptr;
+	size_t size;
+} lim_buf;
+
+#define LIM_BUF_INIT { NULL, 0 }
+
+/** Release a buffer's memory and reset it to empty; accepts NULL. */
+LIM_EXTERN void lim_buf_dispose(lim_buf *buf);
+
+/* ---------------------------------------------------------------- limits */
+
+#define LIM_MAX_COLLECTION_BYTES 256
+#define LIM_MAX_DOC_BYTES 1024
+#define LIM_MAX_PATH_BYTES 1024
+#define LIM_MAX_PATH_DEPTH 32
+#define LIM_MAX_VALUE_BYTES (1024 * 1024)
+#define LIM_MAX_OPS_PER_CHANGE 10000
+#define LIM_MAX_CHANGE_BYTES (4 * 1024 * 1024)
+#define LIM_MAX_JSON_BYTES (4 * 1024 * 1024)
+
+#define LIM_ID_BYTES 32          /* replica id = Ed25519 public key */
+#define LIM_NETWORK_KEY_BYTES 32
+#define LIM_HASH_BYTES 32        /* BLAKE2b-256 */
+
+/* ---------------------------------------------------------------- values */
+
+typedef enum {
+	LIM_NULL = 0,
+	LIM_BOOL = 1,
+	LIM_INT = 2,
+	LIM_FLOAT = 3,
+	LIM_STRING = 4,
+	LIM_BYTES = 5
+} lim_type;
+
+/**
+ * A scalar value. Strings must be valid UTF-8 (`str`, `len`, no NUL needed);
+ * bytes are arbitrary (`str`, `len`). Floats must be finite.
+ * Values handed out by the library borrow memory from their owner.
+ */
+typedef struct {
+	lim_type type;
+	int boolean;
+	int64_t integer;
+	double real;
+	const char *str;
+	size_t len;
+} lim_value;
+
+/* ---------------------------------------------------------------- store */
+
+typedef struct lim_db lim_db;
+
+typedef enum {
+	LIM_SYNC_NORMAL = 1, /* durable across process crashes (default) */
+	LIM_SYNC_FULL = 2    /* durable across power loss */
+} lim_synchronous;
+
+/** Milliseconds since the Unix epoch; tests inject their own clock. */
+typedef int64_t (*lim_clock_fn)(void *ctx);
+
+typedef struct {
+	unsigned int version;
+	/* Create the store if the file does not exist (default 1). */
+	int create;
+	lim_synchronous synchronous;
+	/* Changes stamped further than this in the future are refused (ms). */
+	int64_t max_drift_ms;
+	lim_clock_fn clock;
+	void *clock_ctx;
+	/* Network key for a new store (NULL: 32 random bytes). For an existing
+	 * store a non-NULL key must match the stored one. */
+	const unsigned char *network_key;
+} lim_db_options;
+
+#define LIM_DB_OPTIONS_VERSION 1
+#define LIM_DB_OPTIONS_INIT { LIM_DB_OPTIONS_VERSION, 1, LIM_SYNC_NORMAL, 60000, NULL, NULL, NULL }
+
+LIM_EXTERN int lim_db_options_init(lim_db_options *opts, unsigned int version);
+
+/**
+ * Open (or create) the store at `path`, or an in-memory store for
+ * ":memory:". A new store gets a fresh Ed25519 identity. On failure *out is
+ * NULL and nothing on disk was changed except, when creating, a new file.
+ */
+LIM_EXTERN int lim_db_open(lim_db **out, const char *path, const lim_db_options *opts);
+
+/** Close the store; rolls back an open transaction. Accepts NULL. */
+LIM_EXTERN void lim_db_free(lim_db *db);
+
+/** Copy the 32-byte replica id / network key into `out`. */
+LIM_EXTERN int lim_db_replica_id(lim_db *db, unsigned char out[LIM_ID_BYTES]);
+LIM_EXTERN int lim_db_network_key(lim_db *db, unsigned char out[LIM_NETWORK_KEY_BYTES]);
+
+/* ---------------------------------------------------------------- writes
+ *
+ * A path names a field: dot-separated segments ("addr.city"), each segment
+ * non-empty. Every write outside lim_db_begin()/lim_db_commit() is a change
+ * of its own, committed and durable when the call returns 0.
+ */
+
+/** Merge a JSON object into a document: each leaf becomes a field. */
+LIM_EXTERN int lim_db_put_json(lim_db *db, const char *coll, const char *doc,
+                               const char *json, size_t json_len);
+/** Set one field to a scalar (LWW register). */
+LIM_EXTERN int lim_db_set(lim_db *db, const char *coll, const char *doc,
+                          const char *path, const lim_value *value);
+/** Delete one field (and everything below it), or the document if path is NULL. */
+LIM_EXTERN int lim_db_delete(lim_db *db, const char *coll, const char *doc, const char *path);
+/** Add a signed delta to a counter field. */
+LIM_EXTERN int lim_db_incr(lim_db *db, const char *coll, const char *doc,
+                           const char *path, int64_t delta);
+/** Add an element to / remove an element from a set field. */
+LIM_EXTERN int lim_db_set_add(lim_db *db, const char *coll, const char *doc,
+                              const char *path, const lim_value *elem);
+LIM_EXTERN int lim_db_set_remove(lim_db *db, const char *coll, const char *doc,
+                                 const char *path, const lim_value *elem);
+
+/** Transactions: everything between begin and commit is one change. */
+LIM_EXTERN int lim_db_begin(lim_db *db);
+LIM_EXTERN int lim_db_commit(lim_db *db);
+LIM_EXTERN int lim_db_rollback(lim_db *db);
+
+/* ---------------------------------------------------------------- reads */
+
+typedef enum {
+	LIM_KIND_REGISTER = 1,
+	LIM_KIND_COUNTER = 2,
+	LIM_KIND_SET = 3
+} lim_kind;
+
+typedef struct lim_field lim_field;
+
+/** Read one field; LIM_ENOTFOUND if the document or field does not exist. */
+LIM_EXTERN int lim_db_get_field(lim_field **out, lim_db *db, const char *coll,
+                                const char *doc, const char *path);
+LIM_EXTERN lim_kind lim_field_kind(const lim_field *field);
+/** The value of a register, or a counter's sum as LIM_INT. */
+LIM_EXTERN int lim_field_value(const lim_field *field, lim_value *out);
+/** The elements of a set, in canonical order. */
+LIM_EXTERN size_t lim_field_count(const lim_field *field);
+LIM_EXTERN int lim_field_element(const lim_field *field, size_t i, lim_value *out);
+LIM_EXTERN void lim_field_free(lim_field *field);
+
+/**
+ * The document (path NULL) or one field as JSON. Bytes are written as
+ * {"$base64": "..."}, counters as numbers, sets as arrays.
+ */
+LIM_EXTERN int lim_db_get_json(lim_buf *out, lim_db *db, const char *coll,
+                               const char *doc, const char *path);
+
+/** Document keys of a collection in key order, streamed. */
+typedef struct lim_doc_iter lim_doc_iter;
+/** `after`: start after this key (NULL: from the start); `prefix` may be NULL. */
+LIM_EXTERN int lim_db_docs(lim_doc_iter **out, lim_db *db, const char *coll,
+                           const char *prefix, const char *after);
+/** Next key (valid until the next call) or LIM_EITEROVER. */
+LIM_EXTERN int lim_doc_iter_next(lim_doc_iter *it, const char **key);
+LIM_EXTERN void lim_doc_iter_free(lim_doc_iter *it);
+
+/* ---------------------------------------------------------------- replication */
+
+/**
+ * The version vector as text: one line "<author hex> <seq>\n" per author, in
+ * author order. The same text is what lim_db_changes_since() accepts.
+ */
+LIM_EXTERN int lim_db_version_vector(lim_buf *out, lim_db *db);
+
+/** Encoded changes that `since` (NULL or empty: nothing) lacks, per author in seq order. */
+typedef struct lim_change_iter lim_change_iter;
+LIM_EXTERN int lim_db_changes_since(lim_change_iter **out, lim_db *db,
+                                    const char *since, size_t since_len);
+/** Next change's canonical bytes (no trailing LF; valid until the next call). */
+LIM_EXTERN int lim_change_iter_next(lim_change_iter *it, const char **bytes, size_t *len);
+LIM_EXTERN void lim_change_iter_free(lim_change_iter *it);
+
+typedef struct {
+	size_t applied;     /* new changes stored */
+	size_t duplicates;  /* changes already held, ignored */
+} lim_apply_stats;
+
+/**
+ * Apply one encoded change. Every check of DESIGN.md runs first (form,
+ * limits, hash chain, signature, seq continuity, clock drift); a refused
+ * change leaves the store untouched. A change already held is a no-op.
+ */
+LIM_EXTERN int lim_db_apply(lim_db *db, const char *bytes, size_t len, lim_apply_stats *stats);
+
+/** Export every change `since` lacks as a pack (see protocol-spec/changes.md). */
+LIM_EXTERN int lim_db_export(lim_db *db, const char *since, size_t since_len,
+                             int (*write)(void *ctx, const char *bytes, size_t len), void *ctx);
+/** Import a pack all-or-nothing: on any error the store is unchanged. */
+LIM_EXTERN int lim_db_import(lim_db *db,
+                             long (*read)(void *ctx, char *buf, size_t cap), void *ctx,
+                             lim_apply_stats *stats);
+
+/** The state digest: BLAKE2b-256 of the canonical materialized state, as 64 hex chars. */
+LIM_EXTERN int lim_db_digest(lim_db *db, char out[65]);
+
+/**
+ * Check every change's hash, signature and chain link, and that the
+ * materialized state equals a rebuild from the log. LIM_ECORRUPT names the
+ * first problem found.
+ */
+LIM_EXTERN int lim_db_verify(lim_db *db);
+
+/** Rebuild the materialized state from the change log. */
+LIM_EXTERN int lim_db_rebuild(lim_db *db);
+
+/* ---------------------------------------------------------------- change log */
+
+typedef struct lim_log_iter lim_log_iter;
+
+typedef struct {
+	char author[2 * LIM_ID_BYTES + 1]; /* hex */
+	uint64_t seq;
+	uint64_t hlc;          /* 48-bit ms << 16 | 16-bit counter */
+	const char *bytes;     /* the change's canonical encoding */
+	size_t len;
+} lim_change_info;
+
+/** The change log in local arrival order; `limit` 0 means all, else the newest `limit`. */
+LIM_EXTERN int lim_db_log(lim_log_iter **out, lim_db *db, size_t limit);
+LIM_EXTERN int lim_log_iter_next(lim_log_iter *it, lim_change_info *out);
+LIM_EXTERN void lim_log_iter_free(lim_log_iter *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * The store handle behind the public lim_db: the SQLite store, the
+ * replica's identity, its clock, and the local transaction being built.
+ * Every public entry point takes `mu`, so a lim_db may be shared by threads
+ * (the sync node applies remote changes through the application's handle).
+ */
+#ifndef LIM_DB_H
+#define LIM_DB_H
+
+#include <pthread.h>
+#include "change.h"
+#include "merge.h"
+#include "store.h"
+
+struct lim_db {
+	pthread_mutex_t mu;
+	lim_store st;
+	lim_merge merge;
+	lim_db_options opts;
+	unsigned char public_key[LIM_ID_BYTES];
+	unsigned char secret_key[LIM_SECRET_KEY_BYTES];
+	unsigned char network_key[LIM_NETWORK_KEY_BYTES];
+	uint64_t clock_last;
+
+	/* The local change under construction (explicit or implicit txn). */
+	int txn_open;
+	int txn_explicit;
+	int64_t txn_author_id;
+	uint64_t txn_seq;
+	uint64_t txn_hlc;
+	unsigned char txn_prev[LIM_HASH_BYTES];
+	lim_change_builder txn_ops;
+	lim_sb op_text;
+	lim_sb sealed;
+	lim_sb scratch;
+};
+
+#define LIM_DB_LOCK(db) pthread_mutex_lock(&(db)->mu)
+#define LIM_DB_UNLOCK(db) pthread_mutex_unlock(&(db)->mu)
+
+int64_t lim_db__now_ms(const lim_db *db);
+/* Look up an author; *id = 0 and *max_seq = 0 when unknown. */
+int lim_db__author(lim_db *db, const unsigned char key[LIM_ID_BYTES], int64_t *id, uint64_t *max_seq,
+                   unsigned char head[LIM_HASH_BYTES], uint64_t *head_hlc);
+int lim_db__check_writable(lim_db *db);
+/* Set several fields of one document as one change (lim_db_put_json). */
+int lim_db__put_values(lim_db *db, const char *coll, const char *doc, size_t n,
+                       const char *const *paths, const lim_value *values);
+
+#endif
