@@ -93,6 +93,10 @@ static int scalar_leaf(walk *w, sqlite3_stmt *q, const char *type)
 		v.type = LIM_BOOL;
 		v.boolean = type[0] == 't';
 	} else if (strcmp(type, "integer") == 0) {
+		/* SQLite types an integer literal beyond int64 as "integer" but
+		 * hands back an approximate real: refuse rather than round. */
+		if (sqlite3_column_type(q, 4) != SQLITE_INTEGER)
+			return bad_json("an integer is outside the 64-bit range (store it as a string)");
 		v.type = LIM_INT;
 		v.integer = sqlite3_column_int64(q, 4);
 	} else if (strcmp(type, "real") == 0) {
