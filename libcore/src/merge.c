@@ -289,13 +289,15 @@ static int apply_delete(lim_merge *m, const char *coll, const char *doc, const c
 	return rc;
 }
 
-static int tag_removed(lim_merge *m, const unsigned char tag[LIM_TAG_BYTES], int *removed)
+static int tag_removed(lim_merge *m, const char *coll, const char *doc, const char *path,
+                       const unsigned char tag[LIM_TAG_BYTES], int *removed)
 {
 	sqlite3_stmt *q = lim_store__stmt(m->st, LIM_ST_SREMOVED_HAS);
 	int rc;
 	if (!q)
 		return LIM_EIO;
-	sqlite3_bind_blob(q, 1, tag, LIM_TAG_BYTES, SQLITE_STATIC);
+	bind_key(q, coll, doc, path);
+	sqlite3_bind_blob(q, 4, tag, LIM_TAG_BYTES, SQLITE_STATIC);
 	rc = sqlite3_step(q);
 	sqlite3_reset(q);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -315,7 +317,8 @@ static int record_removes(lim_merge *m, const char *coll, const char *doc, const
 			return lim__error(LIM_EMALFORMED, "malformed set tag");
 		if (!(q = lim_store__stmt(m->st, LIM_ST_SREMOVED_INSERT)))
 			return LIM_EIO;
-		sqlite3_bind_blob(q, 1, tag, LIM_TAG_BYTES, SQLITE_STATIC);
+		bind_key(q, coll, doc, path);
+		sqlite3_bind_blob(q, 4, tag, LIM_TAG_BYTES, SQLITE_STATIC);
 		if ((rc = lim_store__step_done(m->st, q, "recording a set remove")) < 0)
 			return rc;
 		if (!(q = lim_store__stmt(m->st, LIM_ST_STAGS_REMOVE)))
@@ -365,8 +368,10 @@ int lim_merge__apply(lim_merge *m, const lim_op *op, uint64_t hlc,
 
 	if ((rc = get_cover(m, coll, doc, path, &cover)) < 0)
 		return rc;
-	if (!stamp_gt(&s, &cover))
-		return 0; /* deleted after it was written: it can never show */
+	/* Deleted after it was written: it can never show. A remove still
+	 * took tags away above, so its field must be rewritten regardless. */
+	if (!stamp_gt(&s, &cover) && op->kind != LIM_OP_SREM)
+		return 0;
 	if ((rc = load_row(m, coll, doc, path, &row)) < 0)
 		return rc;
 	base = stamp_max(&cover, &row.reg);
@@ -398,7 +403,7 @@ int lim_merge__apply(lim_merge *m, const lim_op *op, uint64_t hlc,
 		if (!stamp_gt(&s, base))
 			return 0;
 		lim_tag__make(tag, author, seq, opidx);
-		if ((rc = tag_removed(m, tag, &removed)) < 0)
+		if ((rc = tag_removed(m, coll, doc, path, tag, &removed)) < 0)
 			return rc;
 		if (!removed) {
 			if (!(q = lim_store__stmt(m->st, LIM_ST_STAGS_INSERT)))
@@ -655,7 +660,7 @@ static const char *const INTERNAL_SQL[] = {
 	"SELECT * FROM tombs ORDER BY coll, doc, path",
 	"SELECT * FROM cops ORDER BY coll, doc, path, stamp",
 	"SELECT * FROM stags ORDER BY coll, doc, path, tag",
-	"SELECT * FROM sremoved ORDER BY tag",
+	"SELECT * FROM sremoved ORDER BY coll, doc, path, tag",
 };
 
 static int hash_query(lim_store *st, const char *sql, crypto_generichash_state *h)

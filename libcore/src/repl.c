@@ -4,9 +4,11 @@
  *
  * Applying a change checks, in order: form and limits (EMALFORMED), whether
  * it is already held (a duplicate is a no-op; a different change for a held
- * seq is an equivocation, reported only once its signature verifies), seq
- * continuity (EGAP names the missing seq), the hash chain (EHASH), the clock
- * bound (ECLOCK) and the signature (ESIGNATURE). Only then is it stored and
+ * seq is an equivocation, reported only once its signature verifies; a held
+ * body with other signature bytes is a duplicate), seq continuity (EGAP names
+ * the missing seq), the hash chain (EHASH), an HLC that does not increase
+ * along the chain (EMALFORMED), the clock bound (ECLOCK) and the signature
+ * (ESIGNATURE). Only then is it stored and
  * its ops merged, inside the caller's transaction.
  */
 #include <stdlib.h>
@@ -117,6 +119,7 @@ struct lim_change_iter {
 	sqlite3_stmt *changes; /* bodies of the current author after its since-seq */
 	vv_entry *since;
 	size_t nsince;
+	int author_bound; /* `changes` is bound to the current author */
 	lim_sb current;
 };
 
@@ -162,19 +165,23 @@ int lim_change_iter_next(lim_change_iter *it, const char **bytes, size_t *len)
 		return lim__error(LIM_EINVALID, "NULL argument");
 	LIM_DB_LOCK(it->db);
 	for (;;) {
-		rc = sqlite3_step(it->changes);
-		if (rc == SQLITE_ROW) {
-			lim_sb__clear(&it->current);
-			lim_sb__put(&it->current, sqlite3_column_blob(it->changes, 0), (size_t)sqlite3_column_bytes(it->changes, 0));
-			rc = lim_sb__check(&it->current);
-			*bytes = it->current.ptr;
-			*len = it->current.len;
-			break;
-		}
-		sqlite3_reset(it->changes);
-		if (rc != SQLITE_DONE) {
-			rc = lim_store__error(&it->db->st, rc, "reading the change log");
-			break;
+		if (it->author_bound) {
+			rc = sqlite3_step(it->changes);
+			if (rc == SQLITE_ROW) {
+				lim_sb__clear(&it->current);
+				lim_sb__put(&it->current, sqlite3_column_blob(it->changes, 0),
+				            (size_t)sqlite3_column_bytes(it->changes, 0));
+				rc = lim_sb__check(&it->current);
+				*bytes = it->current.ptr;
+				*len = it->current.len;
+				break;
+			}
+			sqlite3_reset(it->changes);
+			it->author_bound = 0;
+			if (rc != SQLITE_DONE) {
+				rc = lim_store__error(&it->db->st, rc, "reading the change log");
+				break;
+			}
 		}
 		/* This author is done: move to the next one that has something new. */
 		rc = sqlite3_step(it->authors);
@@ -193,6 +200,7 @@ int lim_change_iter_next(lim_change_iter *it, const char **bytes, size_t *len)
 			continue;
 		sqlite3_bind_int64(it->changes, 1, sqlite3_column_int64(it->authors, 0));
 		sqlite3_bind_int64(it->changes, 2, (sqlite3_int64)from);
+		it->author_bound = 1;
 	}
 	LIM_DB_UNLOCK(it->db);
 	return rc;

@@ -8,7 +8,9 @@
  *   fields        materialized field state; `kind`/`json` is what reads return
  *   tombs         greatest delete stamp per (coll, doc, path); path '' = whole document
  *   cops          counter deltas newer than the field's base
- *   stags         live add-tags of set elements; sremoved: tags removed anywhere
+ *   stags         live add-tags of set elements
+ *   sremoved      tags a remove named, per field (a remove only ever acts on
+ *                 its own field, whatever tags it names)
  *
  * Stamps are 52-byte big-endian blobs (hlc, author, seq, op index), so
  * SQLite's memcmp ordering of blobs is the merge order.
@@ -34,7 +36,8 @@ static const char *const SCHEMA_V1 =
 	" delta INTEGER NOT NULL, PRIMARY KEY(coll, doc, path, stamp)) WITHOUT ROWID;"
 	"CREATE TABLE stags(coll TEXT NOT NULL, doc TEXT NOT NULL, path TEXT NOT NULL, tag BLOB NOT NULL,"
 	" elem TEXT NOT NULL, stamp BLOB NOT NULL, PRIMARY KEY(coll, doc, path, tag)) WITHOUT ROWID;"
-	"CREATE TABLE sremoved(tag BLOB PRIMARY KEY) WITHOUT ROWID;";
+	"CREATE TABLE sremoved(coll TEXT NOT NULL, doc TEXT NOT NULL, path TEXT NOT NULL, tag BLOB NOT NULL,"
+	" PRIMARY KEY(coll, doc, path, tag)) WITHOUT ROWID;";
 
 /* Migrations from version N to N+1 go here, indexed by N; version 1 is the
  * first schema, so there is nothing to migrate yet. */
@@ -72,8 +75,8 @@ static const char *const SQL[LIM_ST_COUNT] = {
 	[LIM_ST_STAGS_INSERT] = "INSERT OR IGNORE INTO stags(coll, doc, path, tag, elem, stamp) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	[LIM_ST_STAGS_PRUNE] = "DELETE FROM stags WHERE coll = ?1 AND doc = ?2 AND path = ?3 AND stamp <= ?4",
 	[LIM_ST_STAGS_REMOVE] = "DELETE FROM stags WHERE coll = ?1 AND doc = ?2 AND path = ?3 AND tag = ?4",
-	[LIM_ST_SREMOVED_INSERT] = "INSERT OR IGNORE INTO sremoved(tag) VALUES (?1)",
-	[LIM_ST_SREMOVED_HAS] = "SELECT 1 FROM sremoved WHERE tag = ?1",
+	[LIM_ST_SREMOVED_INSERT] = "INSERT OR IGNORE INTO sremoved(coll, doc, path, tag) VALUES (?1, ?2, ?3, ?4)",
+	[LIM_ST_SREMOVED_HAS] = "SELECT 1 FROM sremoved WHERE coll = ?1 AND doc = ?2 AND path = ?3 AND tag = ?4",
 	[LIM_ST_SET_ELEMS] = "SELECT DISTINCT elem FROM stags WHERE coll = ?1 AND doc = ?2 AND path = ?3 ORDER BY elem",
 	[LIM_ST_SET_TAGS_OF] = "SELECT tag FROM stags WHERE coll = ?1 AND doc = ?2 AND path = ?3 AND elem = ?4 ORDER BY tag",
 	[LIM_ST_FIELD_READ] = "SELECT kind, reg_val, ctr_sum FROM fields WHERE coll = ?1 AND doc = ?2 AND path = ?3 AND kind != 0",
@@ -220,6 +223,7 @@ int lim_store__open(lim_store *st, const char *path, int create, int synchronous
 	rc = sqlite3_open_v2(path, &st->sql, flags, NULL);
 	if (rc != SQLITE_OK) {
 		rc = lim_store__error(st, rc, "opening the store");
+		lim__error_prefix(rc, "%s", path);
 		lim_store__close(st);
 		return rc;
 	}
@@ -229,6 +233,12 @@ int lim_store__open(lim_store *st, const char *path, int create, int synchronous
 		lim__error_prefix(rc, "%s", path);
 		lim_store__close(st);
 		return rc;
+	}
+	/* SQLite sees an existing empty file as an empty database; without
+	 * `create` that must not turn into a new store behind the caller's back. */
+	if (*fresh && !create && !memory) {
+		lim_store__close(st);
+		return lim__error(LIM_ENOTSTORE, "%s is an empty file, not a liblim store", path);
 	}
 	/* Only now that the file is known to be ours (or empty) may it be changed. */
 	if (!memory && (rc = lim_store__exec(st, "PRAGMA journal_mode = WAL")) < 0)

@@ -209,13 +209,59 @@ void lim_json__quote(lim_sb *sb, const char *s, size_t n)
 
 void lim_json__double(lim_sb *sb, double d)
 {
-	char tmp[40];
-	for (int prec = 15; prec <= 17; prec++) {
-		snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-		if (strtod(tmp, NULL) == d)
+	char sci[40], digits[24], out[64];
+	int exp10 = 0, nd = 0, neg = 0, o = 0;
+	/* The fewest significant digits that read back exactly: this text is
+	 * part of the state digest, so it must be the same on every replica. */
+	for (int prec = 0; prec <= 16; prec++) {
+		snprintf(sci, sizeof(sci), "%.*e", prec, d);
+		for (char *c = sci; *c; c++) /* a host locale may use ',' */
+			if (*c == ',')
+				*c = '.';
+		if (strtod(sci, NULL) == d)
 			break;
 	}
-	if (!strpbrk(tmp, ".eEn"))
-		strcat(tmp, ".0");
-	lim_sb__puts(sb, tmp);
+	/* Split "-d.ddde+XX" into sign, digit string and exponent. */
+	for (const char *c = sci; *c && *c != 'e'; c++) {
+		if (*c == '-')
+			neg = 1;
+		else if (*c >= '0' && *c <= '9')
+			digits[nd++] = *c;
+	}
+	exp10 = atoi(strchr(sci, 'e') + 1);
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	if (neg)
+		out[o++] = '-';
+	if (exp10 >= -5 && exp10 < 17) {
+		/* Plain notation, as most JSON printers write ordinary numbers. */
+		if (exp10 < 0) {
+			out[o++] = '0';
+			out[o++] = '.';
+			for (int z = 0; z < -exp10 - 1; z++)
+				out[o++] = '0';
+			for (int i = 0; i < nd; i++)
+				out[o++] = digits[i];
+		} else {
+			for (int i = 0; i <= exp10; i++)
+				out[o++] = i < nd ? digits[i] : '0';
+			out[o++] = '.';
+			if (nd > exp10 + 1)
+				for (int i = exp10 + 1; i < nd; i++)
+					out[o++] = digits[i];
+			else
+				out[o++] = '0';
+		}
+		out[o] = '\0';
+	} else {
+		out[o++] = digits[0];
+		out[o++] = '.';
+		if (nd > 1)
+			for (int i = 1; i < nd; i++)
+				out[o++] = digits[i];
+		else
+			out[o++] = '0';
+		snprintf(out + o, sizeof(out) - (size_t)o, "e%d", exp10);
+	}
+	lim_sb__puts(sb, out);
 }

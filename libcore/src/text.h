@@ -30,8 +30,10 @@ int lim_dec__parse_u64(const char *p, size_t n, uint64_t *out);
 
 /* JSON string literal with quotes; input must be valid UTF-8. */
 void lim_json__quote(lim_sb *sb, const char *p, size_t n);
-/* Shortest decimal that reads back as exactly `d` (finite), always with a
- * '.' or exponent so it reads back as a float. */
+/* The fewest significant digits that read back as exactly `d` (finite),
+ * '.' as the decimal point whatever the locale, always with a '.' so it
+ * reads back as a float: plain notation for exponents -5..16
+ * ("-150.0", "0.001", "3.14"), else "d.ddde<exp>" ("1.0e17", "5.0e-324"). */
 void lim_json__double(lim_sb *sb, double d);
 
 #endif

@@ -3,7 +3,9 @@
  * clocks write concurrently, exchange changes in both orders, and must show
  * the documented winner and identical digests.
  */
+#include <sodium.h>
 #include "support.h"
+#include "change.h"
 
 static const unsigned char NETKEY[LIM_NETWORK_KEY_BYTES] = { 7 };
 
@@ -236,6 +238,95 @@ static void test_merge__rebuild_gives_same_digest(void **state)
 	assert_int_equal(lim_db_verify(p->b), 0);
 }
 
+
+/* ------------------------------------------------------------ hostile op mixes */
+
+typedef struct {
+	unsigned char pk[LIM_ID_BYTES], sk[LIM_SECRET_KEY_BYTES];
+} author;
+
+/* Seal a one-op change (seq 1) of `a` at `hlc`; `op` is the op text with a
+ * "%s" where the author hex of `tag_author` goes (or no %s). */
+static char *sign_op(const author *a, uint64_t hlc, const char *op, const author *tag_author)
+{
+	lim_change_builder b = { LIM_SB_INIT, 1 };
+	lim_sb out = LIM_SB_INIT;
+	unsigned char prev[LIM_HASH_BYTES] = { 0 }, hash[LIM_HASH_BYTES];
+	char hex[2 * LIM_ID_BYTES + 1] = "";
+	if (tag_author)
+		for (int i = 0; i < LIM_ID_BYTES; i++)
+			sprintf(hex + 2 * i, "%02x", tag_author->pk[i]);
+	lim_sb__putc(&b.ops, ' ');
+	lim_sb__printf(&b.ops, op, hex);
+	assert_int_equal(lim_change__seal(&out, hash, &b, a->pk, a->sk, 1, hlc, prev), 0);
+	lim_sb__free(&b.ops);
+	return out.ptr;
+}
+
+static void digest_after(char **changes, const int *order, size_t n, char out[65])
+{
+	test_clock clk = { 1700000000000 };
+	lim_db *db = open_with_clock(":memory:", &clk, NETKEY);
+	for (size_t i = 0; i < n; i++) {
+		int rc = lim_db_apply(db, changes[order[i]], strlen(changes[order[i]]), NULL);
+		if (rc != 0)
+			print_error("apply: %s\n", lim_error_last());
+		assert_int_equal(rc, 0);
+	}
+	digest_of(db, out);
+	assert_int_equal(lim_db_verify(db), 0);
+	lim_db_free(db);
+}
+
+static void assert_all_orders_agree(char **changes, size_t n)
+{
+	int perm[4] = { 0, 1, 2, 3 };
+	char first[65], d[65];
+	digest_after(changes, perm, n, first);
+	/* Heap's algorithm over n <= 4 items. */
+	int c[4] = { 0 };
+	size_t i = 0;
+	while (i < n) {
+		if (c[i] < (int)i) {
+			int j = i % 2 ? c[i] : 0, t = perm[j];
+			perm[j] = perm[i];
+			perm[i] = t;
+			digest_after(changes, perm, n, d);
+			assert_string_equal(first, d);
+			c[i]++;
+			i = 0;
+		} else {
+			c[i++] = 0;
+		}
+	}
+}
+
+static void test_merge__set_removes_are_order_independent(void **state)
+{
+	author k[3];
+	uint64_t t = (uint64_t)1700000000000 << 16;
+	(void)state;
+	for (int i = 0; i < 3; i++)
+		crypto_sign_keypair(k[i].pk, k[i].sk);
+	/* A remove naming a tag of another field acts only on its own field. */
+	char *mix1[] = {
+		sign_op(&k[0], t + 1, "A c d y sX", NULL),
+		sign_op(&k[1], t + 2, "R c d x sX %s.1.0", &k[0]),
+	};
+	assert_all_orders_agree(mix1, 2);
+	/* An old remove of a newer add, under a delete in between. */
+	char *mix2[] = {
+		sign_op(&k[0], t + 30, "A c d x s1", NULL),
+		sign_op(&k[1], t + 20, "D c d x", NULL),
+		sign_op(&k[2], t + 10, "R c d x s1 %s.1.0", &k[0]),
+	};
+	assert_all_orders_agree(mix2, 3);
+	for (int i = 0; i < 2; i++)
+		free(mix1[i]);
+	for (int i = 0; i < 3; i++)
+		free(mix2[i]);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, pair_setup, pair_teardown)
 
 int main(void)
@@ -254,6 +345,7 @@ int main(void)
 		T(test_merge__local_scalar_replaces_object),
 		T(test_merge__render_orders_segments),
 		T(test_merge__rebuild_gives_same_digest),
+		cmocka_unit_test(test_merge__set_removes_are_order_independent),
 	};
 	return cmocka_run_group_tests_name("merge", tests, NULL, NULL);
 }
