@@ -35,7 +35,12 @@ enum {
 	CLI_OPT_LIMIT = 1 << 1,   /* --limit N */
 	CLI_OPT_SINCE = 1 << 2,   /* --since FILE */
 	CLI_OPT_NETKEY = 1 << 3,  /* --network-key HEX */
-	CLI_OPT_RAW = 1 << 4      /* --raw (a flag) */
+	CLI_OPT_RAW = 1 << 4,     /* --raw (a flag) */
+	CLI_OPT_LISTEN = 1 << 5,  /* --listen HOST:PORT */
+	CLI_OPT_PEER = 1 << 6,    /* --peer HOST:PORT, repeatable */
+	CLI_OPT_ALLOW = 1 << 7,   /* --allow PEER_ID, repeatable */
+	CLI_OPT_NODE = 1 << 8,    /* --node HOST:PORT */
+	CLI_OPT_TIMEOUT = 1 << 9  /* --timeout SECONDS */
 };
 
 /* A lim_value parsed from the command line (value.c). */
@@ -56,6 +61,13 @@ struct cli {
 	const char *network_key; /* --network-key, or NULL */
 	size_t limit;            /* --limit; 0 means no limit */
 	int raw;                 /* --raw */
+	const char *listen;      /* --listen */
+	const char *node;        /* --node */
+	const char **peers;      /* --peer, each */
+	size_t npeers;
+	const char **allow;      /* --allow, each */
+	size_t nallow;
+	size_t timeout_s;        /* --timeout; 0 means the command's default */
 	int64_t delta;           /* incr's N, set by its check */
 	struct cli_value value;  /* sadd/srem's JSON_VALUE, set by their check */
 };
@@ -116,6 +128,9 @@ int cli_write_stdout(void *ctx, const char *bytes, size_t len);
 long cli_read_stream(void *ctx, char *buf, size_t cap);
 
 /* commands */
+int cli_cmd_serve(struct cli *c);
+int cli_cmd_sync(struct cli *c);
+int cli_cmd_status(struct cli *c);
 int cli_cmd_init(struct cli *c);
 int cli_cmd_id(struct cli *c);
 int cli_cmd_put(struct cli *c);

@@ -88,6 +88,23 @@ const struct cli_command cli_commands[] = {
 	{ "vv", cli_cmd_vv, 0, 0, 0, 1, NULL, "",
 	  "print the version vector (for export --since)",
 	  "One line per author: AUTHOR_HEX HIGHEST_CONTIGUOUS_SEQ.\n" },
+	{ "serve", cli_cmd_serve, 0, 0, CLI_OPT_LISTEN | CLI_OPT_PEER | CLI_OPT_ALLOW, 1, NULL,
+	  "--listen HOST:PORT [--peer HOST:PORT]... [--allow PEER_ID]...",
+	  "run a sync node until SIGINT/SIGTERM",
+	  "Listens on HOST:PORT (port 0 picks a free port; the address is printed on\n"
+	  "stdout as \"listening on HOST:PORT\"), keeps a connection to every --peer\n"
+	  "(reconnecting with backoff), and pushes every change to every connected\n"
+	  "peer, relaying changes between peers. With --allow, only the listed\n"
+	  "replica ids may take part. One line per connection event and applied batch\n"
+	  "goes to stderr. While it runs, FILE.node holds its address for `lim status`." },
+	{ "sync", cli_cmd_sync, 1, 1, CLI_OPT_TIMEOUT, 1, NULL, "HOST:PORT [--timeout SECONDS]",
+	  "connect once and exchange until both sides hold the same changes",
+	  "Exits 0 when both sides hold the same changes (default timeout 60 s)." },
+	{ "status", cli_cmd_status, 0, 0, CLI_OPT_NODE | CLI_OPT_TIMEOUT, 1, NULL, "[--node HOST:PORT]",
+	  "what a running node knows of its peers (JSON)",
+	  "Asks the node at HOST:PORT (default: the `lim serve` running on this\n"
+	  "store, from FILE.node) for its peer table: address, id, connected,\n"
+	  "direction, changes and bytes in and out, how far behind, last error." },
 	{ "help", cli_cmd_help, 0, 1, 0, 0, NULL, "[COMMAND]",
 	  "show this help, or a command's help", NULL },
 	{ NULL, NULL, 0, 0, 0, 0, NULL, NULL, NULL, NULL }
@@ -131,6 +148,11 @@ static const struct {
 	{ "--limit", CLI_OPT_LIMIT },
 	{ "--since", CLI_OPT_SINCE },
 	{ "--network-key", CLI_OPT_NETKEY },
+	{ "--listen", CLI_OPT_LISTEN },
+	{ "--peer", CLI_OPT_PEER },
+	{ "--allow", CLI_OPT_ALLOW },
+	{ "--node", CLI_OPT_NODE },
+	{ "--timeout", CLI_OPT_TIMEOUT },
 };
 
 /* Parse the arguments after the command name into c. Returns -1 to go on,
@@ -175,6 +197,15 @@ static int parse_command_args(struct cli *c, const struct cli_command *cmd,
 			case CLI_OPT_PREFIX: c->prefix = value; break;
 			case CLI_OPT_SINCE: c->since = value; break;
 			case CLI_OPT_NETKEY: c->network_key = value; break;
+			case CLI_OPT_LISTEN: c->listen = value; break;
+			case CLI_OPT_NODE: c->node = value; break;
+			case CLI_OPT_PEER: c->peers[c->npeers++] = value; break;
+			case CLI_OPT_ALLOW: c->allow[c->nallow++] = value; break;
+			case CLI_OPT_TIMEOUT:
+				if (cli_parse_size(value, &c->timeout_s) != 0 || c->timeout_s == 0)
+					return cli_usage_error(c, "--timeout wants a positive number of seconds, not '%s'",
+					                       value);
+				break;
 			case CLI_OPT_LIMIT:
 				if (cli_parse_size(value, &c->limit) != 0)
 					return cli_usage_error(c, "--limit wants a non-negative integer, not '%s'",
@@ -242,7 +273,9 @@ int main(int argc, char **argv)
 		return cli_usage_error(&c, "unknown command");
 
 	c.args = calloc((size_t)argc, sizeof *c.args);
-	if (!c.args)
+	c.peers = calloc((size_t)argc, sizeof *c.peers);
+	c.allow = calloc((size_t)argc, sizeof *c.allow);
+	if (!c.args || !c.peers || !c.allow)
 		return cli_fail(&c, CLI_EXIT_FAILURE, "out of memory");
 	status = parse_command_args(&c, cmd, argc, argv, i + 1);
 	if (status >= 0)
@@ -264,5 +297,7 @@ out:
 	lim_db_free(c.db);
 	cli_value_dispose(&c.value);
 	free(c.args);
+	free(c.peers);
+	free(c.allow);
 	return status;
 }

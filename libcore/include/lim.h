@@ -303,6 +303,92 @@ LIM_EXTERN int lim_db_log(lim_log_iter **out, lim_db *db, size_t limit);
 LIM_EXTERN int lim_log_iter_next(lim_log_iter *it, lim_change_info *out);
 LIM_EXTERN void lim_log_iter_free(lim_log_iter *it);
 
+/* ---------------------------------------------------------------- sync node
+ *
+ * A node syncs a store with peers over TCP (protocol-spec/PROTOCOL.md): it
+ * listens, dials its peers (reconnecting with exponential backoff), and
+ * pushes every change committed to the store, local or relayed, to every
+ * connected peer. It runs on a thread of its own and applies remote changes
+ * through the same lim_db the application uses; the db's mutex serialises
+ * them with the application's calls, and a remote batch waits while another
+ * thread holds an explicit transaction. One node per lim_db; free the node
+ * before the db.
+ */
+
+typedef struct lim_node lim_node;
+
+typedef struct {
+	unsigned int version;
+	/* "HOST:PORT" to listen on (port 0 picks a free one), or NULL. */
+	const char *listen;
+	/* Peers to dial and keep connected, "HOST:PORT" each. */
+	const char *const *peers;
+	size_t npeers;
+	/* If non-NULL, only these replica ids (64 hex) may connect or be
+	 * connected to; otherwise any member of the network may. */
+	const char *const *allow;
+	size_t nallow;
+	int max_connections;    /* default 64 */
+	int idle_timeout_ms;    /* default 30000 */
+	int keepalive_ms;       /* default 10000 */
+	int reconnect_min_ms;   /* first retry delay, default 100 */
+	int reconnect_max_ms;   /* backoff ceiling, default 30000 */
+	/* Connection events and applied batches, one line each (no LF). Called
+	 * on the node's thread. */
+	void (*log)(void *ctx, const char *line);
+	void *log_ctx;
+} lim_node_options;
+
+#define LIM_NODE_OPTIONS_VERSION 1
+#define LIM_NODE_OPTIONS_INIT { LIM_NODE_OPTIONS_VERSION, NULL, NULL, 0, NULL, 0, 64, 30000, 10000, 100, 30000, NULL, NULL }
+
+LIM_EXTERN int lim_node_options_init(lim_node_options *opts, unsigned int version);
+
+/** Start syncing `db`. Binding the listen address happens before return. */
+LIM_EXTERN int lim_node_start(lim_node **out, lim_db *db, const lim_node_options *opts);
+/** Stop the node (closing connections politely) and free it. Accepts NULL. */
+LIM_EXTERN void lim_node_free(lim_node *node);
+
+/** The address actually listened on ("127.0.0.1:40123"); LIM_ENOTFOUND if none. */
+LIM_EXTERN int lim_node_address(lim_buf *out, lim_node *node);
+LIM_EXTERN int lim_node_add_peer(lim_node *node, const char *addr);
+LIM_EXTERN int lim_node_remove_peer(lim_node *node, const char *addr);
+
+/**
+ * Status as a JSON object: {"id":..., "listen":..., "peers":[{"address",
+ * "id", "connected", "direction", "changes_in", "changes_out", "bytes_in",
+ * "bytes_out", "behind", "last_error"}...]}.
+ */
+LIM_EXTERN int lim_node_status(lim_buf *out, lim_node *node);
+
+/** A remote change applied to the store. */
+typedef struct {
+	char author[2 * LIM_ID_BYTES + 1];
+	uint64_t seq;
+} lim_node_event;
+
+/**
+ * Wait up to `timeout_ms` (0: don't wait, -1: forever) for the next applied
+ * remote change. LIM_EITEROVER on timeout. Events are queued (up to 65536;
+ * beyond that the oldest are dropped and `dropped` counts them). Any thread.
+ */
+LIM_EXTERN int lim_node_next_event(lim_node *node, lim_node_event *out, int timeout_ms);
+/** A descriptor that is readable while events are queued (for poll/select). */
+LIM_EXTERN int lim_node_event_fd(lim_node *node);
+LIM_EXTERN uint64_t lim_node_events_dropped(lim_node *node);
+
+typedef struct {
+	uint64_t changes_in, changes_out;
+} lim_sync_stats;
+
+/**
+ * Connect once to `addr`, exchange changes until both sides hold the same
+ * changes, and disconnect. Blocks up to `timeout_ms` (-1: no limit).
+ */
+LIM_EXTERN int lim_sync_once(lim_db *db, const char *addr, int timeout_ms, lim_sync_stats *stats);
+/** Ask a running node at `addr` for its status JSON (as lim_node_status). */
+LIM_EXTERN int lim_remote_status(lim_buf *out, lim_db *db, const char *addr, int timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

@@ -9,6 +9,7 @@
  */
 #include <sodium.h>
 #include <stdlib.h>
+#include <time.h>
 #include "db.h"
 #include "hlc.h"
 #include "text.h"
@@ -176,7 +177,9 @@ int lim_db_open(lim_db **out, const char *path, const lim_db_options *opts)
 	db->opts = *opts;
 	db->opts.network_key = NULL;
 	pthread_mutex_init(&db->mu, NULL);
+	pthread_cond_init(&db->txn_done, NULL);
 	if ((rc = lim_store__open(&db->st, path, opts->create, opts->synchronous, &fresh)) < 0) {
+		pthread_cond_destroy(&db->txn_done);
 		pthread_mutex_destroy(&db->mu);
 		free(db);
 		return rc;
@@ -214,6 +217,7 @@ void lim_db_free(lim_db *db)
 	lim_sb__free(&db->sealed);
 	lim_sb__free(&db->scratch);
 	sodium_memzero(db->secret_key, sizeof(db->secret_key));
+	pthread_cond_destroy(&db->txn_done);
 	pthread_mutex_destroy(&db->mu);
 	free(db);
 }
@@ -257,6 +261,7 @@ static int txn_start(lim_db *db, int explicit_txn)
 	db->clock_last = db->txn_hlc;
 	db->txn_open = 1;
 	db->txn_explicit = explicit_txn;
+	db->txn_owner = pthread_self();
 	lim_sb__clear(&db->txn_ops.ops);
 	db->txn_ops.nops = 0;
 	return 0;
@@ -267,6 +272,37 @@ static void txn_abort(lim_db *db)
 	lim_store__rollback(&db->st);
 	db->txn_open = 0;
 	db->txn_explicit = 0;
+	pthread_cond_broadcast(&db->txn_done);
+}
+
+void lim_db__notify_commit(lim_db *db)
+{
+	if (db->on_commit)
+		db->on_commit(db->on_commit_ctx);
+}
+
+int64_t lim_db__data_version(lim_db *db)
+{
+	sqlite3_stmt *q;
+	int64_t v = -1;
+	LIM_DB_LOCK(db);
+	if ((q = lim_store__stmt(&db->st, LIM_ST_DATA_VERSION)) && sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	if (q)
+		sqlite3_reset(q);
+	LIM_DB_UNLOCK(db);
+	return v;
+}
+
+int lim_db__wait_txn(lim_db *db)
+{
+	struct timespec deadline;
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 10;
+	while (db->txn_explicit && !pthread_equal(db->txn_owner, pthread_self()))
+		if (pthread_cond_timedwait(&db->txn_done, &db->mu, &deadline) != 0)
+			return lim__error(LIM_ETXN, "another thread kept a transaction open for more than 10 s");
+	return 0;
 }
 
 static int txn_finish(lim_db *db)
@@ -277,6 +313,7 @@ static int txn_finish(lim_db *db)
 
 	if (db->txn_ops.nops == 0) {
 		db->txn_open = db->txn_explicit = 0;
+		pthread_cond_broadcast(&db->txn_done);
 		return lim_store__commit(&db->st);
 	}
 	if ((rc = lim_change__seal(&db->sealed, hash, &db->txn_ops, db->public_key, db->secret_key,
@@ -304,7 +341,10 @@ static int txn_finish(lim_db *db)
 	if ((rc = lim_store__step_done(&db->st, q, "advancing the author")) < 0)
 		goto fail;
 	db->txn_open = db->txn_explicit = 0;
-	return lim_store__commit(&db->st);
+	pthread_cond_broadcast(&db->txn_done);
+	if ((rc = lim_store__commit(&db->st)) == 0)
+		lim_db__notify_commit(db);
+	return rc;
 fail:
 	txn_abort(db);
 	return rc;
@@ -316,7 +356,10 @@ int lim_db_begin(lim_db *db)
 	if (!db)
 		return lim__error(LIM_EINVALID, "db is NULL");
 	LIM_DB_LOCK(db);
-	rc = db->txn_open ? lim__error(LIM_ETXN, "a transaction is already open on this store") : txn_start(db, 1);
+	if (db->txn_explicit && pthread_equal(db->txn_owner, pthread_self()))
+		rc = lim__error(LIM_ETXN, "a transaction is already open on this store");
+	else if ((rc = lim_db__wait_txn(db)) == 0)
+		rc = txn_start(db, 1);
 	LIM_DB_UNLOCK(db);
 	return rc;
 }
@@ -327,7 +370,8 @@ int lim_db_commit(lim_db *db)
 	if (!db)
 		return lim__error(LIM_EINVALID, "db is NULL");
 	LIM_DB_LOCK(db);
-	rc = db->txn_explicit ? txn_finish(db) : lim__error(LIM_ETXN, "no transaction is open");
+	rc = db->txn_explicit && pthread_equal(db->txn_owner, pthread_self())
+	         ? txn_finish(db) : lim__error(LIM_ETXN, "no transaction is open on this thread");
 	LIM_DB_UNLOCK(db);
 	return rc;
 }
@@ -338,10 +382,10 @@ int lim_db_rollback(lim_db *db)
 	if (!db)
 		return lim__error(LIM_EINVALID, "db is NULL");
 	LIM_DB_LOCK(db);
-	if (db->txn_explicit)
+	if (db->txn_explicit && pthread_equal(db->txn_owner, pthread_self()))
 		txn_abort(db);
 	else
-		rc = lim__error(LIM_ETXN, "no transaction is open");
+		rc = lim__error(LIM_ETXN, "no transaction is open on this thread");
 	LIM_DB_UNLOCK(db);
 	return rc;
 }
@@ -467,6 +511,8 @@ static int run_write(lim_db *db, const target *t, int need_path, write_fn fn, co
 		local.path = path_copy;
 	}
 	LIM_DB_LOCK(db);
+	if ((rc = lim_db__wait_txn(db)) < 0)
+		goto out;
 	implicit = !db->txn_open;
 	if (implicit && (rc = txn_start(db, 0)) < 0)
 		goto out;

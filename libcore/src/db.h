@@ -30,6 +30,12 @@ struct lim_db {
 	uint64_t txn_hlc;
 	unsigned char txn_prev[LIM_HASH_BYTES];
 	lim_change_builder txn_ops;
+	pthread_t txn_owner;        /* thread of the open explicit transaction */
+	pthread_cond_t txn_done;    /* signalled when a transaction ends */
+	/* Called (with mu held) after a commit that added changes; the sync
+	 * node uses it to wake its loop. Must not call back into the db. */
+	void (*on_commit)(void *ctx);
+	void *on_commit_ctx;
 	lim_sb op_text;
 	lim_sb sealed;
 	lim_sb scratch;
@@ -46,5 +52,33 @@ int lim_db__check_writable(lim_db *db);
 /* Set several fields of one document as one change (lim_db_put_json). */
 int lim_db__put_values(lim_db *db, const char *coll, const char *doc, size_t n,
                        const char *const *paths, const lim_value *values);
+
+/* The result of applying a batch from a peer. */
+typedef struct {
+	size_t applied, duplicates, skipped;
+	/* First change that could not be applied without blaming the sender
+	 * (equivocation, clock drift, missing predecessor): its code. */
+	int skip_code;
+	char skip_message[256];
+} lim_batch_result;
+
+/*
+ * Apply a batch of changes received from a peer in one transaction.
+ * Signatures are amortised over the hash chain: within a run of one
+ * author's consecutive changes only the last signature is verified, since
+ * it covers the others through their prev hashes. Changes that cannot be
+ * applied for reasons that are not the sender's fault are skipped (see
+ * lim_batch_result); any other failure rolls the whole batch back and is
+ * returned. `applied_cb` is called for each newly applied change.
+ */
+int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch_result *res,
+                        void (*applied_cb)(void *ctx, const unsigned char author[LIM_ID_BYTES], uint64_t seq),
+                        void *cb_ctx);
+/* Wait (bounded) until no other thread holds an explicit transaction. */
+int lim_db__wait_txn(lim_db *db);
+void lim_db__notify_commit(lim_db *db);
+/* Changes whenever another connection (another process) commits to the
+ * file; the node polls it to push writes it was not told about. */
+int64_t lim_db__data_version(lim_db *db);
 
 #endif

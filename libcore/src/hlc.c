@@ -9,6 +9,8 @@ uint64_t lim_hlc__tick(uint64_t last, int64_t now_ms)
 		return wall << 16;
 	if ((last & 0xFFFF) != 0xFFFF)
 		return last + 1;
+	if ((last >> 16) == 0xFFFFFFFFFFFFull)
+		return last; /* the year 10889: saturate rather than wrap to 1970 */
 	/* Counter exhausted within one millisecond: borrow the next one. */
 	return ((last >> 16) + 1) << 16;
 }

@@ -290,7 +290,8 @@ static int held_hash(lim_db *db, int64_t author_id, uint64_t seq, unsigned char 
 }
 
 /* Validate and apply one change inside an open transaction. */
-static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats *stats, evidence *ev)
+static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats *stats, evidence *ev,
+                     int verify_sig, lim_change *out_parsed)
 {
 	lim_change c;
 	unsigned char hash[LIM_HASH_BYTES], head[LIM_HASH_BYTES];
@@ -350,7 +351,7 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		                (long long)db->opts.max_drift_ms);
 		goto out;
 	}
-	if (lim_change__verify(&c, hash) != 0) {
+	if (verify_sig && lim_change__verify(&c, hash) != 0) {
 		rc = lim__error(LIM_ESIGNATURE, "change %s…/%llu: the signature does not verify", who, (unsigned long long)c.seq);
 		goto out;
 	}
@@ -358,6 +359,10 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		goto out;
 	db->clock_last = lim_hlc__observe(db->clock_last, c.hlc);
 	stats->applied++;
+	if (out_parsed) {
+		memcpy(out_parsed->author, c.author, LIM_ID_BYTES);
+		out_parsed->seq = c.seq;
+	}
 out:
 	lim_change__dispose(&c);
 	return rc;
@@ -386,8 +391,11 @@ static void record_evidence(lim_db *db, evidence *ev)
 
 static int check_can_apply(lim_db *db)
 {
-	if (db->txn_open)
+	int rc;
+	if (db->txn_explicit && pthread_equal(db->txn_owner, pthread_self()))
 		return lim__error(LIM_ETXN, "cannot apply remote changes while a local transaction is open");
+	if ((rc = lim_db__wait_txn(db)) < 0)
+		return rc;
 	return lim_db__check_writable(db);
 }
 
@@ -402,14 +410,14 @@ int lim_db_apply(lim_db *db, const char *bytes, size_t len, lim_apply_stats *sta
 	LIM_DB_LOCK(db);
 	if ((rc = check_can_apply(db)) < 0 || (rc = lim_store__begin(&db->st)) < 0)
 		goto out;
-	rc = apply_one(db, bytes, len, &local, &ev);
+	rc = apply_one(db, bytes, len, &local, &ev, 1, NULL);
 	if (rc < 0) {
 		int code = rc;
 		lim_store__rollback(&db->st);
 		record_evidence(db, &ev);
 		rc = code;
-	} else {
-		rc = lim_store__commit(&db->st);
+	} else if ((rc = lim_store__commit(&db->st)) == 0 && local.applied) {
+		lim_db__notify_commit(db);
 	}
 out:
 	LIM_DB_UNLOCK(db);
@@ -418,6 +426,111 @@ out:
 		stats->applied += local.applied;
 		stats->duplicates += local.duplicates;
 	}
+	return rc;
+}
+
+/* ------------------------------------------------------------ batches from peers */
+
+/* Not the sender's fault: the change is authentic but cannot apply here now. */
+static int is_skippable(int rc)
+{
+	return rc == LIM_EEQUIVOCATION || rc == LIM_ECLOCK || rc == LIM_EGAP;
+}
+
+/* Author and seq straight from a change's bytes, to find runs cheaply;
+ * the full parse happens in apply_one. */
+static int peek_author_seq(const lim_span *c, unsigned char author[LIM_ID_BYTES], uint64_t *seq)
+{
+	const char *p = c->p + 5, *sp;
+	if (c->n < 5 + 2 * LIM_ID_BYTES + 2 || memcmp(c->p, "lim1 ", 5) != 0 ||
+	    lim_hex__decode(author, LIM_ID_BYTES, p, 2 * LIM_ID_BYTES) < 0)
+		return -1;
+	p += 2 * LIM_ID_BYTES + 1;
+	sp = memchr(p, ' ', (size_t)(c->p + c->n - p));
+	return sp && lim_dec__parse_u64(p, (size_t)(sp - p), seq) == 0 ? 0 : -1;
+}
+
+static void note_skip(lim_batch_result *res, int rc)
+{
+	res->skipped++;
+	if (!res->skip_code) {
+		res->skip_code = rc;
+		snprintf(res->skip_message, sizeof(res->skip_message), "%s", lim_error_last());
+	}
+}
+
+int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch_result *res,
+                        void (*applied_cb)(void *ctx, const unsigned char author[LIM_ID_BYTES], uint64_t seq),
+                        void *cb_ctx)
+{
+	lim_apply_stats st = { 0, 0 };
+	evidence ev;
+	lim_change who;
+	int rc;
+	size_t i = 0;
+
+	memset(res, 0, sizeof(*res));
+	memset(&ev, 0, sizeof(ev));
+	LIM_DB_LOCK(db);
+	if ((rc = check_can_apply(db)) < 0 || (rc = lim_store__begin(&db->st)) < 0)
+		goto out;
+	while (i < n && rc == 0) {
+		unsigned char a0[LIM_ID_BYTES], a[LIM_ID_BYTES];
+		uint64_t s0, s;
+		size_t end = i + 1, before = st.applied, before_dup = st.duplicates;
+		int fast_ok = 1;
+		/* A run: consecutive changes of one author with consecutive seqs. */
+		if (peek_author_seq(&changes[i], a0, &s0) == 0)
+			while (end < n && peek_author_seq(&changes[end], a, &s) == 0 &&
+			       memcmp(a, a0, LIM_ID_BYTES) == 0 && s == s0 + (end - i))
+				end++;
+		if (end - i > 1) {
+			/* Fast path: hash-check the run, verify only its last signature. */
+			if ((rc = lim_store__exec(&db->st, "SAVEPOINT lim_run")) < 0)
+				break;
+			for (size_t k = i; k < end && fast_ok; k++)
+				fast_ok = apply_one(db, changes[k].p, changes[k].n, &st, &ev, k + 1 == end, &who) == 0;
+			if (fast_ok) {
+				rc = lim_store__exec(&db->st, "RELEASE lim_run");
+				for (size_t k = i; k < end && applied_cb && rc == 0; k++)
+					if (peek_author_seq(&changes[k], a, &s) == 0 && s > s0 + (end - i) - 1 - (st.applied - before))
+						applied_cb(cb_ctx, a, s);
+				i = end;
+				continue;
+			}
+			/* Something in the run is off: undo it and go change by change
+			 * with every signature checked, to know exactly what to keep. */
+			ev.pending = 0;
+			st.applied = before;
+			st.duplicates = before_dup;
+			if ((rc = lim_store__exec(&db->st, "ROLLBACK TO lim_run; RELEASE lim_run")) < 0)
+				break;
+		}
+		for (size_t k = i; k < end && rc == 0; k++) {
+			size_t had = st.applied;
+			int r = apply_one(db, changes[k].p, changes[k].n, &st, &ev, 1, &who);
+			if (r == 0 && st.applied > had && applied_cb)
+				applied_cb(cb_ctx, who.author, who.seq);
+			else if (r < 0 && is_skippable(r))
+				note_skip(res, r);
+			else if (r < 0)
+				rc = r;
+		}
+		i = end;
+	}
+	if (rc < 0) {
+		int code = rc;
+		lim_store__rollback(&db->st);
+		rc = code;
+	} else if ((rc = lim_store__commit(&db->st)) == 0 && st.applied) {
+		lim_db__notify_commit(db);
+	}
+	record_evidence(db, &ev);
+out:
+	LIM_DB_UNLOCK(db);
+	lim_sb__free(&ev.body);
+	res->applied = st.applied;
+	res->duplicates = st.duplicates;
 	return rc;
 }
 
@@ -569,7 +682,7 @@ static int import_lines(lim_db *db, line_reader *r, lim_apply_stats *stats, evid
 		}
 		crypto_generichash_update(&h, (const unsigned char *)line, len);
 		crypto_generichash_update(&h, (const unsigned char *)"\n", 1);
-		if ((rc = apply_one(db, line, len, stats, ev)) < 0)
+		if ((rc = apply_one(db, line, len, stats, ev, 1, NULL)) < 0)
 			return lim__error_prefix(rc, "pack line %zu", lineno);
 		count++;
 	}
@@ -600,8 +713,8 @@ int lim_db_import(lim_db *db, long (*read)(void *ctx, char *buf, size_t cap), vo
 			lim_store__rollback(&db->st);
 			record_evidence(db, &ev);
 			rc = code;
-		} else {
-			rc = lim_store__commit(&db->st);
+		} else if ((rc = lim_store__commit(&db->st)) == 0 && local.applied) {
+			lim_db__notify_commit(db);
 		}
 	}
 	LIM_DB_UNLOCK(db);

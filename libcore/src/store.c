@@ -81,6 +81,7 @@ static const char *const SQL[LIM_ST_COUNT] = {
 	[LIM_ST_SET_TAGS_OF] = "SELECT tag FROM stags WHERE coll = ?1 AND doc = ?2 AND path = ?3 AND elem = ?4 ORDER BY tag",
 	[LIM_ST_FIELD_READ] = "SELECT kind, reg_val, ctr_sum FROM fields WHERE coll = ?1 AND doc = ?2 AND path = ?3 AND kind != 0",
 	[LIM_ST_DOC_RENDER] = "SELECT path, json FROM fields WHERE coll = ?1 AND doc = ?2 AND kind != 0",
+	[LIM_ST_DATA_VERSION] = "PRAGMA data_version",
 	[LIM_ST_SUBTREE_RENDER] = "SELECT path, json FROM fields WHERE coll = ?1 AND doc = ?2 AND kind != 0"
 	                          " AND (path = ?3 OR (path > ?3 || '.' AND path < ?3 || '/'))",
 };

@@ -44,6 +44,7 @@ typedef enum {
 	LIM_ST_FIELD_READ,
 	LIM_ST_DOC_RENDER,
 	LIM_ST_SUBTREE_RENDER,
+	LIM_ST_DATA_VERSION,
 	LIM_ST_COUNT
 } lim_stmt_id;
 

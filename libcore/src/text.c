@@ -211,6 +211,10 @@ void lim_json__double(lim_sb *sb, double d)
 {
 	char sci[40], digits[24], out[64];
 	int exp10 = 0, nd = 0, neg = 0, o = 0;
+	if (!isfinite(d)) { /* never stored (values are checked), but never crash */
+		lim_sb__puts(sb, "null");
+		return;
+	}
 	/* The fewest significant digits that read back exactly: this text is
 	 * part of the state digest, so it must be the same on every replica. */
 	for (int prec = 0; prec <= 16; prec++) {

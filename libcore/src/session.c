@@ -1,0 +1,600 @@
+/*
+ * See session.h. Memory per session is bounded: the input buffer holds at
+ * most one line (LIM_MAX_LINE_BYTES) plus one read, a received batch at
+ * most LIM_MAX_BATCH_BYTES, and output stops growing at the high-water
+ * mark because the log is read only while output is below it. The peer's
+ * version vector is the only thing that grows with the network (one entry
+ * per author).
+ *
+ * What the peer holds is tracked as `peer_vv`: its VV message, raised by
+ * every change we send it and every change it sends us. Catch-up and live
+ * push are the same operation — send what peer_vv lacks — so a change
+ * written here, or relayed from a third node, reaches the peer the same way.
+ */
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "session.h"
+#include "text.h"
+
+typedef enum { ST_HELLO, ST_AUTH, ST_LIVE, ST_CLOSED } state;
+
+typedef struct {
+	unsigned char author[LIM_ID_BYTES];
+	uint64_t seq;
+} vv_item;
+
+struct lim_session {
+	lim_db *db;
+	int initiator;
+	lim_session_config cfg;
+	state st;
+	unsigned char nonce[LIM_NONCE_BYTES];
+	unsigned char peer_id[LIM_ID_BYTES];
+	unsigned char transcript[LIM_HASH_BYTES];
+	lim_sb my_hello, peer_hello;
+
+	lim_sb in;
+	lim_sb out;
+	size_t out_off;
+
+	vv_item *peer_vv;
+	size_t npeer_vv, cap_peer_vv;
+	int have_peer_vv;
+	int dirty;              /* something new may be sendable */
+	size_t unacked;
+	int sent_synced, peer_synced;
+
+	lim_sb batch;           /* received CH payloads, back to back */
+	lim_span *batch_items;  /* offsets into batch until END */
+	size_t nbatch, cap_batch;
+
+	int64_t last_rx, last_tx;
+	uint64_t queued, queued_at_tick; /* output bytes ever queued, for keep-alive */
+	uint64_t changes_in, changes_out, bytes_in, bytes_out;
+	int error_code, error_sent;
+	char error[256];
+	lim_sb peer_state;
+	lim_sb scratch;
+};
+
+void lim_session_config__defaults(lim_session_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->idle_timeout_ms = 30000;
+	cfg->keepalive_ms = 10000;
+	cfg->batch_changes = 500;
+	cfg->window_changes = 2000;
+	cfg->output_high_water = 1 << 20;
+}
+
+static void say(lim_session *s, const char *fmt, ...) LIM_PRINTF(2, 3);
+static void say(lim_session *s, const char *fmt, ...)
+{
+	char msg[512], id[17];
+	va_list ap;
+	if (!s->cfg.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	lim_hex__encode(id, s->peer_id, 8);
+	char line[600];
+	snprintf(line, sizeof(line), "peer %s: %s", s->st >= ST_AUTH ? id : "(unknown)", msg);
+	s->cfg.log(s->cfg.ctx, line);
+}
+
+lim_session *lim_session__new(lim_db *db, int initiator, const lim_session_config *cfg, int64_t now_ms)
+{
+	lim_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->db = db;
+	s->initiator = initiator;
+	s->cfg = *cfg;
+	if (s->cfg.batch_changes == 0 || s->cfg.batch_changes > LIM_MAX_BATCH_CHANGES)
+		s->cfg.batch_changes = LIM_MAX_BATCH_CHANGES;
+	if (s->cfg.window_changes == 0 || s->cfg.window_changes > LIM_MAX_UNACKED_CHANGES)
+		s->cfg.window_changes = LIM_MAX_UNACKED_CHANGES;
+	if (s->cfg.window_changes < s->cfg.batch_changes)
+		s->cfg.window_changes = s->cfg.batch_changes;
+	s->last_rx = s->last_tx = now_ms;
+	randombytes_buf(s->nonce, sizeof(s->nonce));
+	lim_msg__hello(&s->my_hello, db->public_key, s->nonce);
+	lim_sb__put(&s->out, s->my_hello.ptr, s->my_hello.len);
+	s->my_hello.len--; /* the transcript uses the line without its LF */
+	return s;
+}
+
+void lim_session__free(lim_session *s)
+{
+	if (!s)
+		return;
+	lim_sb__free(&s->my_hello);
+	lim_sb__free(&s->peer_hello);
+	lim_sb__free(&s->in);
+	lim_sb__free(&s->out);
+	lim_sb__free(&s->batch);
+	lim_sb__free(&s->peer_state);
+	lim_sb__free(&s->scratch);
+	free(s->batch_items);
+	free(s->peer_vv);
+	free(s);
+}
+
+const char *lim_session__output(lim_session *s, size_t *len)
+{
+	*len = s->out.len - s->out_off;
+	return s->out.ptr ? s->out.ptr + s->out_off : "";
+}
+
+void lim_session__consume(lim_session *s, size_t n)
+{
+	s->out_off += n;
+	s->bytes_out += n;
+	if (s->out_off == s->out.len) {
+		s->out_off = 0;
+		lim_sb__clear(&s->out);
+	} else if (s->out_off > (1 << 16) && s->out_off * 2 > s->out.len) {
+		memmove(s->out.ptr, s->out.ptr + s->out_off, s->out.len - s->out_off);
+		s->out.len -= s->out_off;
+		s->out_off = 0;
+	}
+}
+
+/* Send ERR and end the session. */
+static int fail(lim_session *s, int code, const char *fmt, ...) LIM_PRINTF(3, 4);
+static int fail(lim_session *s, int code, const char *fmt, ...)
+{
+	va_list ap;
+	if (s->st == ST_CLOSED)
+		return LIM_EPROTOCOL;
+	va_start(ap, fmt);
+	vsnprintf(s->error, sizeof(s->error), fmt, ap);
+	va_end(ap);
+	s->error_code = code;
+	s->error_sent = 1;
+	lim_msg__err(&s->out, code, s->error);
+	s->st = ST_CLOSED;
+	say(s, "closing: ERR %d %s", code, s->error);
+	return lim__error(code == LIM_PERR_AUTH || code == LIM_PERR_NETWORK || code == LIM_PERR_FORBIDDEN
+	                      ? LIM_EAUTH : LIM_EPROTOCOL, "sync: %s", s->error);
+}
+
+/* ------------------------------------------------------------ peer vv */
+
+static vv_item *vv_find(lim_session *s, const unsigned char author[LIM_ID_BYTES], size_t *pos)
+{
+	size_t lo = 0, hi = s->npeer_vv;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = memcmp(s->peer_vv[mid].author, author, LIM_ID_BYTES);
+		if (c == 0)
+			return &s->peer_vv[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*pos = lo;
+	return NULL;
+}
+
+/* The peer holds (author, seq): raise its entry. */
+static int vv_raise(lim_session *s, const unsigned char author[LIM_ID_BYTES], uint64_t seq)
+{
+	size_t pos = 0;
+	vv_item *it = vv_find(s, author, &pos);
+	if (it) {
+		if (seq > it->seq)
+			it->seq = seq;
+		return 0;
+	}
+	if (s->npeer_vv == s->cap_peer_vv) {
+		size_t cap = s->cap_peer_vv ? 2 * s->cap_peer_vv : 16;
+		vv_item *g = realloc(s->peer_vv, cap * sizeof(*g));
+		if (!g)
+			return lim__error(LIM_ENOMEM, "out of memory");
+		s->peer_vv = g;
+		s->cap_peer_vv = cap;
+	}
+	memmove(&s->peer_vv[pos + 1], &s->peer_vv[pos], (s->npeer_vv - pos) * sizeof(*s->peer_vv));
+	memcpy(s->peer_vv[pos].author, author, LIM_ID_BYTES);
+	s->peer_vv[pos].seq = seq;
+	s->npeer_vv++;
+	return 0;
+}
+
+static void vv_text(lim_session *s, lim_sb *out)
+{
+	char hex[2 * LIM_ID_BYTES + 1];
+	lim_sb__clear(out);
+	for (size_t i = 0; i < s->npeer_vv; i++) {
+		lim_hex__encode(hex, s->peer_vv[i].author, LIM_ID_BYTES);
+		lim_sb__printf(out, "%s %llu\n", hex, (unsigned long long)s->peer_vv[i].seq);
+	}
+}
+
+static void send_vv(lim_session *s)
+{
+	lim_buf vv = LIM_BUF_INIT;
+	lim_sb__puts(&s->out, "VV");
+	if (lim_db_version_vector(&vv, s->db) == 0) {
+		/* "<hex> <seq>\n" lines become " <hex>:<seq>" entries. */
+		for (size_t i = 0; i < vv.size; i++) {
+			char c = vv.ptr[i];
+			if (i == 0 || vv.ptr[i - 1] == '\n')
+				lim_sb__putc(&s->out, ' ');
+			if (c == '\n')
+				continue;
+			lim_sb__putc(&s->out, c == ' ' ? ':' : c);
+		}
+	}
+	lim_buf_dispose(&vv);
+	lim_sb__putc(&s->out, '\n');
+}
+
+/* ------------------------------------------------------------ handshake */
+
+static int on_hello(lim_session *s, const lim_msg *m, const char *line, size_t len)
+{
+	if (m->version != LIM_PROTOCOL_VERSION)
+		return fail(s, LIM_PERR_VERSION, "this node speaks protocol version %d only", LIM_PROTOCOL_VERSION);
+	if (sodium_memcmp(m->nonce, s->nonce, LIM_NONCE_BYTES) == 0)
+		return fail(s, LIM_PERR_AUTH, "the peer echoed our nonce");
+	memcpy(s->peer_id, m->id, LIM_ID_BYTES);
+	if (s->cfg.allow) {
+		int listed = 0;
+		for (size_t i = 0; i < s->cfg.nallow && !listed; i++)
+			listed = memcmp(s->cfg.allow[i], m->id, LIM_ID_BYTES) == 0;
+		if (!listed)
+			return fail(s, LIM_PERR_FORBIDDEN, "this node does not accept that peer id");
+	}
+	lim_sb__put(&s->peer_hello, line, len);
+	if (s->initiator)
+		lim_handshake__hash(s->transcript, s->my_hello.ptr, s->my_hello.len, line, len);
+	else
+		lim_handshake__hash(s->transcript, line, len, s->my_hello.ptr, s->my_hello.len);
+	unsigned char sig[64], proof[LIM_HASH_BYTES];
+	lim_handshake__prove(sig, proof, s->initiator ? 'C' : 'S', s->transcript, s->db->secret_key,
+	                     s->db->network_key);
+	lim_msg__auth(&s->out, sig, proof);
+	s->st = ST_AUTH;
+	return 0;
+}
+
+static int on_auth(lim_session *s, const lim_msg *m)
+{
+	char peer_role = s->initiator ? 'S' : 'C';
+	if (lim_handshake__check_sig(m->sig, peer_role, s->transcript, s->peer_id) != 0)
+		return fail(s, LIM_PERR_AUTH, "the handshake signature does not verify for the claimed node id");
+	if (lim_handshake__check_proof(m->proof, peer_role, s->transcript, s->db->network_key) != 0)
+		return fail(s, LIM_PERR_NETWORK, "the peer is not a member of this network");
+	s->st = ST_LIVE;
+	say(s, "authenticated");
+	send_vv(s);
+	return 0;
+}
+
+/* ------------------------------------------------------------ receiving changes */
+
+typedef struct {
+	lim_session *s;
+} applied_ctx;
+
+static void on_applied(void *ctx, const unsigned char author[LIM_ID_BYTES], uint64_t seq)
+{
+	lim_session *s = ctx;
+	s->changes_in++;
+	if (s->cfg.on_applied)
+		s->cfg.on_applied(s->cfg.ctx, author, seq);
+}
+
+static int on_end(lim_session *s, uint64_t n)
+{
+	lim_batch_result res;
+	int rc;
+	if (n != s->nbatch)
+		return fail(s, LIM_PERR_MALFORMED, "END %llu after %zu changes", (unsigned long long)n, s->nbatch);
+	for (size_t i = 0; i < s->nbatch; i++) /* offsets become pointers now that batch stopped growing */
+		s->batch_items[i].p = s->batch.ptr + (uintptr_t)s->batch_items[i].p;
+	rc = lim_db__apply_batch(s->db, s->batch_items, s->nbatch, &res, on_applied, s);
+	if (rc < 0) {
+		int code = lim_error_last_code();
+		if (code == LIM_EIO || code == LIM_EFAILED || code == LIM_ENOMEM || code == LIM_ETXN)
+			return fail(s, LIM_PERR_INTERNAL, "%s", lim_error_last());
+		return fail(s, LIM_PERR_REJECTED, "%s: %s", lim_error_name(code), lim_error_last());
+	}
+	if (res.skipped)
+		say(s, "skipped %zu changes: %s", res.skipped, res.skip_message);
+	/* Whatever the peer sent, it holds. */
+	for (size_t i = 0; i < s->nbatch; i++) {
+		unsigned char author[LIM_ID_BYTES];
+		uint64_t seq;
+		const char *p = s->batch_items[i].p;
+		const char *sp = memchr(p + 5 + 2 * LIM_ID_BYTES + 1, ' ', s->batch_items[i].n - 5 - 2 * LIM_ID_BYTES - 1);
+		if (lim_hex__decode(author, LIM_ID_BYTES, p + 5, 2 * LIM_ID_BYTES) == 0 && sp &&
+		    lim_dec__parse_u64(p + 5 + 2 * LIM_ID_BYTES + 1, (size_t)(sp - p - 5 - 2 * LIM_ID_BYTES - 1), &seq) == 0)
+			vv_raise(s, author, seq);
+	}
+	if (res.applied)
+		say(s, "applied a batch of %zu changes (%zu already held)", res.applied, res.duplicates);
+	lim_sb__printf(&s->out, "ACK %llu\n", (unsigned long long)n);
+	lim_sb__clear(&s->batch);
+	s->nbatch = 0;
+	s->dirty = 1;
+	return 0;
+}
+
+static int on_change(lim_session *s, const lim_span *c)
+{
+	if (s->nbatch >= LIM_MAX_BATCH_CHANGES)
+		return fail(s, LIM_PERR_TOO_LARGE, "more than %d changes before END", LIM_MAX_BATCH_CHANGES);
+	if (s->batch.len + c->n > LIM_MAX_BATCH_BYTES)
+		return fail(s, LIM_PERR_TOO_LARGE, "a batch over %d bytes", LIM_MAX_BATCH_BYTES);
+	if (c->n < 5 + 2 * LIM_ID_BYTES + 2 || memcmp(c->p, "lim1 ", 5) != 0 ||
+	    !memchr(c->p + 5 + 2 * LIM_ID_BYTES + 1, ' ', c->n - 5 - 2 * LIM_ID_BYTES - 1))
+		return fail(s, LIM_PERR_REJECTED, "LIM_EMALFORMED: CH does not carry a change");
+	if (s->nbatch == s->cap_batch) {
+		size_t cap = s->cap_batch ? 2 * s->cap_batch : 64;
+		lim_span *g = realloc(s->batch_items, cap * sizeof(*g));
+		if (!g)
+			return fail(s, LIM_PERR_INTERNAL, "out of memory");
+		s->batch_items = g;
+		s->cap_batch = cap;
+	}
+	s->batch_items[s->nbatch].p = (const char *)(uintptr_t)s->batch.len;
+	s->batch_items[s->nbatch].n = c->n;
+	lim_sb__put(&s->batch, c->p, c->n);
+	if (s->batch.oom)
+		return fail(s, LIM_PERR_INTERNAL, "out of memory");
+	s->nbatch++;
+	return 0;
+}
+
+/* ------------------------------------------------------------ lines */
+
+static int handle_line(lim_session *s, const char *line, size_t len)
+{
+	lim_msg m;
+	int perr;
+	if (lim_msg__parse(&m, line, len, &perr) < 0)
+		return fail(s, perr, "%s", lim_error_last());
+	if (m.type == LIM_MSG_ERR) {
+		s->error_code = (int)m.count;
+		snprintf(s->error, sizeof(s->error), "%.*s", (int)m.arg.n, m.arg.p);
+		say(s, "peer closed with ERR %d %s", s->error_code, s->error);
+		s->st = ST_CLOSED;
+		return lim__error(LIM_EPROTOCOL, "the peer reported ERR %d %s", s->error_code, s->error);
+	}
+	switch (s->st) {
+	case ST_HELLO:
+		if (m.type != LIM_MSG_HELLO)
+			return fail(s, LIM_PERR_STATE, "the first line must be HELLO");
+		return on_hello(s, &m, line, len);
+	case ST_AUTH:
+		if (m.type != LIM_MSG_AUTH)
+			return fail(s, LIM_PERR_STATE, "expected AUTH");
+		return on_auth(s, &m);
+	case ST_CLOSED:
+		return LIM_EPROTOCOL;
+	case ST_LIVE:
+		break;
+	}
+	switch (m.type) {
+	case LIM_MSG_HELLO:
+	case LIM_MSG_AUTH:
+		return fail(s, LIM_PERR_STATE, "the handshake is already complete");
+	case LIM_MSG_VV: {
+		lim_span rest = m.arg;
+		unsigned char a[LIM_ID_BYTES];
+		uint64_t seq;
+		s->npeer_vv = 0;
+		while (lim_vv__next(&rest, a, &seq) == 1)
+			if (vv_raise(s, a, seq) < 0)
+				return fail(s, LIM_PERR_INTERNAL, "out of memory");
+		s->have_peer_vv = 1;
+		s->dirty = 1;
+		return 0;
+	}
+	case LIM_MSG_CH:
+		return on_change(s, &m.arg);
+	case LIM_MSG_END:
+		return on_end(s, m.count);
+	case LIM_MSG_ACK:
+		if (m.count > s->unacked)
+			return fail(s, LIM_PERR_STATE, "ACK of more changes than were sent");
+		s->unacked -= (size_t)m.count;
+		s->dirty = 1;
+		return 0;
+	case LIM_MSG_SYNCED:
+		s->peer_synced = 1;
+		return 0;
+	case LIM_MSG_PING:
+		lim_sb__printf(&s->out, "PONG %.*s\n", (int)m.arg.n, m.arg.p);
+		return 0;
+	case LIM_MSG_PONG:
+		return 0;
+	case LIM_MSG_STATUS:
+		lim_sb__puts(&s->out, "STATE ");
+		if (s->cfg.status_json)
+			s->cfg.status_json(s->cfg.ctx, &s->out);
+		else
+			lim_sb__puts(&s->out, "{}");
+		lim_sb__putc(&s->out, '\n');
+		return 0;
+	case LIM_MSG_STATE:
+		lim_sb__clear(&s->peer_state);
+		lim_sb__put(&s->peer_state, m.arg.p, m.arg.n);
+		return 0;
+	case LIM_MSG_BYE:
+		say(s, "peer said BYE");
+		s->st = ST_CLOSED;
+		return LIM_EPROTOCOL;
+	default:
+		return fail(s, LIM_PERR_STATE, "unexpected message");
+	}
+}
+
+int lim_session__feed(lim_session *s, const char *data, size_t n, int64_t now_ms)
+{
+	size_t start = 0;
+	int rc = 0;
+	if (s->st == ST_CLOSED)
+		return LIM_EPROTOCOL;
+	s->bytes_in += n;
+	s->last_rx = now_ms;
+	lim_sb__put(&s->in, data, n);
+	if (s->in.oom)
+		return fail(s, LIM_PERR_INTERNAL, "out of memory");
+	while (rc == 0 && s->st != ST_CLOSED) {
+		char *nl = memchr(s->in.ptr + start, '\n', s->in.len - start);
+		if (!nl)
+			break;
+		rc = handle_line(s, s->in.ptr + start, (size_t)(nl - s->in.ptr - start));
+		start = (size_t)(nl - s->in.ptr) + 1;
+	}
+	if (start) {
+		memmove(s->in.ptr, s->in.ptr + start, s->in.len - start);
+		s->in.len -= start;
+	}
+	if (rc == 0 && s->st != ST_CLOSED && s->in.len > LIM_MAX_LINE_BYTES)
+		return fail(s, LIM_PERR_TOO_LARGE, "a line longer than %d bytes", LIM_MAX_LINE_BYTES);
+	if (rc == 0 && s->st != ST_CLOSED && s->dirty)
+		rc = lim_session__pump(s, now_ms);
+	return s->st == ST_CLOSED ? LIM_EPROTOCOL : rc;
+}
+
+/* ------------------------------------------------------------ sending */
+
+int lim_session__pump(lim_session *s, int64_t now_ms)
+{
+	lim_change_iter *it = NULL;
+	const char *bytes;
+	size_t len, in_batch = 0;
+	int rc = 0;
+
+	if (s->st != ST_LIVE || !s->have_peer_vv || !s->dirty)
+		return 0;
+	while (s->unacked + in_batch < s->cfg.window_changes &&
+	       s->out.len - s->out_off < s->cfg.output_high_water) {
+		if (!it) {
+			vv_text(s, &s->scratch);
+			if ((rc = lim_db_changes_since(&it, s->db, s->scratch.ptr ? s->scratch.ptr : "", s->scratch.len)) < 0)
+				return fail(s, LIM_PERR_INTERNAL, "%s", lim_error_last());
+		}
+		rc = lim_change_iter_next(it, &bytes, &len);
+		if (rc == LIM_EITEROVER) {
+			rc = 0;
+			s->dirty = 0;
+			break;
+		}
+		if (rc < 0) {
+			lim_change_iter_free(it);
+			return fail(s, LIM_PERR_INTERNAL, "%s", lim_error_last());
+		}
+		unsigned char author[LIM_ID_BYTES];
+		uint64_t seq;
+		const char *sp = memchr(bytes + 5 + 2 * LIM_ID_BYTES + 1, ' ', len - 5 - 2 * LIM_ID_BYTES - 1);
+		lim_hex__decode(author, LIM_ID_BYTES, bytes + 5, 2 * LIM_ID_BYTES);
+		lim_dec__parse_u64(bytes + 5 + 2 * LIM_ID_BYTES + 1, (size_t)(sp - bytes - 5 - 2 * LIM_ID_BYTES - 1), &seq);
+		vv_raise(s, author, seq);
+		lim_sb__puts(&s->out, "CH ");
+		lim_sb__put(&s->out, bytes, len);
+		lim_sb__putc(&s->out, '\n');
+		s->changes_out++;
+		if (++in_batch == s->cfg.batch_changes) {
+			lim_sb__printf(&s->out, "END %zu\n", in_batch);
+			s->unacked += in_batch;
+			in_batch = 0;
+		}
+	}
+	lim_change_iter_free(it);
+	if (in_batch) {
+		lim_sb__printf(&s->out, "END %zu\n", in_batch);
+		s->unacked += in_batch;
+	}
+	if (!s->dirty && !s->sent_synced) {
+		lim_sb__puts(&s->out, "SYNCED\n");
+		s->sent_synced = 1;
+	}
+	if (s->out.oom)
+		return fail(s, LIM_PERR_INTERNAL, "out of memory");
+	LIM_UNUSED(now_ms);
+	return rc;
+}
+
+void lim_session__mark_dirty(lim_session *s)
+{
+	s->dirty = 1;
+}
+
+void lim_session__request_status(lim_session *s)
+{
+	if (s->st != ST_CLOSED)
+		lim_sb__puts(&s->out, "STATUS\n");
+}
+
+void lim_session__bye(lim_session *s)
+{
+	if (s->st != ST_CLOSED) {
+		lim_sb__puts(&s->out, "BYE\n");
+		s->st = ST_CLOSED;
+	}
+}
+
+int64_t lim_session__next_deadline(const lim_session *s)
+{
+	int64_t idle = s->last_rx + s->cfg.idle_timeout_ms;
+	int64_t ping = s->last_tx + s->cfg.keepalive_ms;
+	return s->st == ST_LIVE && ping < idle ? ping : idle;
+}
+
+int lim_session__tick(lim_session *s, int64_t now_ms)
+{
+	if (s->st == ST_CLOSED)
+		return LIM_EPROTOCOL;
+	if (now_ms - s->last_rx >= s->cfg.idle_timeout_ms)
+		return fail(s, LIM_PERR_TIMEOUT, "nothing received for %lld ms", (long long)s->cfg.idle_timeout_ms);
+	s->queued = s->bytes_out + (s->out.len - s->out_off);
+	if (s->queued != s->queued_at_tick) {
+		s->queued_at_tick = s->queued;
+		s->last_tx = now_ms;
+	}
+	if (s->st == ST_LIVE && now_ms - s->last_tx >= s->cfg.keepalive_ms) {
+		lim_sb__printf(&s->out, "PING %lld\n", (long long)now_ms);
+		s->last_tx = now_ms;
+	}
+	return 0;
+}
+
+void lim_session__info(lim_session *s, lim_session_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->authenticated = s->st == ST_LIVE || (s->st == ST_CLOSED && s->have_peer_vv);
+	out->closed = s->st == ST_CLOSED;
+	out->synced = s->sent_synced && s->peer_synced && s->unacked == 0 && s->nbatch == 0 && !s->dirty;
+	memcpy(out->peer_id, s->peer_id, LIM_ID_BYTES);
+	out->changes_in = s->changes_in;
+	out->changes_out = s->changes_out;
+	out->bytes_in = s->bytes_in;
+	out->bytes_out = s->bytes_out;
+	out->error_code = s->error_code;
+	out->error_sent = s->error_sent;
+	memcpy(out->error, s->error, sizeof(out->error));
+	out->peer_state = s->peer_state.len ? s->peer_state.ptr : NULL;
+	out->behind = 0;
+	if (s->st == ST_LIVE && s->have_peer_vv) {
+		for (size_t i = 0; i < s->npeer_vv; i++) {
+			int64_t id;
+			uint64_t ours, hlc;
+			unsigned char head[LIM_HASH_BYTES];
+			LIM_DB_LOCK(s->db);
+			int rc = lim_db__author(s->db, s->peer_vv[i].author, &id, &ours, head, &hlc);
+			LIM_DB_UNLOCK(s->db);
+			if (rc == 0 && s->peer_vv[i].seq > ours)
+				out->behind += s->peer_vv[i].seq - ours;
+		}
+	}
+}
