@@ -188,7 +188,7 @@ void lim_handshake__hash(unsigned char out[LIM_HASH_BYTES], const char *client_h
 	crypto_generichash_final(&h, out, LIM_HASH_BYTES);
 }
 
-static size_t sig_message(unsigned char *msg, char role, const unsigned char transcript[LIM_HASH_BYTES])
+static size_t handshake_message(unsigned char *msg, char role, const unsigned char transcript[LIM_HASH_BYTES])
 {
 	memcpy(msg, AUTH_SIG_CONTEXT, sizeof(AUTH_SIG_CONTEXT));
 	msg[sizeof(AUTH_SIG_CONTEXT)] = (unsigned char)role;
@@ -214,7 +214,7 @@ void lim_handshake__prove(unsigned char sig[64], unsigned char proof[LIM_HASH_BY
                           const unsigned char network_key[LIM_NETWORK_KEY_BYTES])
 {
 	unsigned char msg[sizeof(AUTH_SIG_CONTEXT) + 1 + LIM_HASH_BYTES];
-	crypto_sign_detached(sig, NULL, msg, sig_message(msg, role, transcript), secret);
+	crypto_sign_detached(sig, NULL, msg, handshake_message(msg, role, transcript), secret);
 	network_proof(proof, role, transcript, network_key);
 }
 
@@ -222,7 +222,7 @@ int lim_handshake__check_sig(const unsigned char sig[64], char role, const unsig
                              const unsigned char peer_id[LIM_ID_BYTES])
 {
 	unsigned char msg[sizeof(AUTH_SIG_CONTEXT) + 1 + LIM_HASH_BYTES];
-	return crypto_sign_verify_detached(sig, msg, sig_message(msg, role, transcript), peer_id) == 0 ? 0 : -1;
+	return crypto_sign_verify_detached(sig, msg, handshake_message(msg, role, transcript), peer_id) == 0 ? 0 : -1;
 }
 
 int lim_handshake__check_proof(const unsigned char proof[LIM_HASH_BYTES], char role,
