@@ -40,7 +40,9 @@ enum {
 	CLI_OPT_PEER = 1 << 6,    /* --peer HOST:PORT, repeatable */
 	CLI_OPT_ALLOW = 1 << 7,   /* --allow PEER_ID, repeatable */
 	CLI_OPT_NODE = 1 << 8,    /* --node HOST:PORT */
-	CLI_OPT_TIMEOUT = 1 << 9  /* --timeout SECONDS */
+	CLI_OPT_TIMEOUT = 1 << 9, /* --timeout SECONDS */
+	CLI_OPT_IDLE = 1 << 10,   /* --idle-timeout MS */
+	CLI_OPT_MAXCONN = 1 << 11 /* --max-connections N */
 };
 
 /* A lim_value parsed from the command line (value.c). */
@@ -68,6 +70,8 @@ struct cli {
 	const char **allow;      /* --allow, each */
 	size_t nallow;
 	size_t timeout_s;        /* --timeout; 0 means the command's default */
+	size_t idle_ms;          /* --idle-timeout; 0 means the default */
+	size_t max_connections;  /* --max-connections; 0 means the default */
 	int64_t delta;           /* incr's N, set by its check */
 	struct cli_value value;  /* sadd/srem's JSON_VALUE, set by their check */
 };

@@ -53,6 +53,13 @@ int cli_cmd_serve(struct cli *c)
 	opts.allow = c->nallow ? c->allow : NULL;
 	opts.nallow = c->nallow;
 	opts.log = log_line;
+	if (c->idle_ms) {
+		opts.idle_timeout_ms = (int)c->idle_ms;
+		if (opts.keepalive_ms >= opts.idle_timeout_ms)
+			opts.keepalive_ms = opts.idle_timeout_ms / 3; /* peers must hear from us in time */
+	}
+	if (c->max_connections)
+		opts.max_connections = (int)c->max_connections;
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);

@@ -88,15 +88,17 @@ const struct cli_command cli_commands[] = {
 	{ "vv", cli_cmd_vv, 0, 0, 0, 1, NULL, "",
 	  "print the version vector (for export --since)",
 	  "One line per author: AUTHOR_HEX HIGHEST_CONTIGUOUS_SEQ.\n" },
-	{ "serve", cli_cmd_serve, 0, 0, CLI_OPT_LISTEN | CLI_OPT_PEER | CLI_OPT_ALLOW, 1, NULL,
-	  "--listen HOST:PORT [--peer HOST:PORT]... [--allow PEER_ID]...",
+	{ "serve", cli_cmd_serve, 0, 0, CLI_OPT_LISTEN | CLI_OPT_PEER | CLI_OPT_ALLOW | CLI_OPT_IDLE | CLI_OPT_MAXCONN, 1, NULL,
+	  "--listen HOST:PORT [--peer HOST:PORT]... [--allow PEER_ID]... [--idle-timeout MS] [--max-connections N]",
 	  "run a sync node until SIGINT/SIGTERM",
 	  "Listens on HOST:PORT (port 0 picks a free port; the address is printed on\n"
 	  "stdout as \"listening on HOST:PORT\"), keeps a connection to every --peer\n"
 	  "(reconnecting with backoff), and pushes every change to every connected\n"
 	  "peer, relaying changes between peers. With --allow, only the listed\n"
 	  "replica ids may take part. One line per connection event and applied batch\n"
-	  "goes to stderr. While it runs, FILE.node holds its address for `lim status`." },
+	  "goes to stderr. While it runs, FILE.node holds its address for `lim status`.\n"
+	  "--idle-timeout closes a connection that sends no complete line for MS\n"
+	  "milliseconds (default 30000); --max-connections caps connections (default 64)." },
 	{ "sync", cli_cmd_sync, 1, 1, CLI_OPT_TIMEOUT, 1, NULL, "HOST:PORT [--timeout SECONDS]",
 	  "connect once and exchange until both sides hold the same changes",
 	  "Exits 0 when both sides hold the same changes (default timeout 60 s)." },
@@ -153,6 +155,8 @@ static const struct {
 	{ "--allow", CLI_OPT_ALLOW },
 	{ "--node", CLI_OPT_NODE },
 	{ "--timeout", CLI_OPT_TIMEOUT },
+	{ "--idle-timeout", CLI_OPT_IDLE },
+	{ "--max-connections", CLI_OPT_MAXCONN },
 };
 
 /* Parse the arguments after the command name into c. Returns -1 to go on,
@@ -201,6 +205,15 @@ static int parse_command_args(struct cli *c, const struct cli_command *cmd,
 			case CLI_OPT_NODE: c->node = value; break;
 			case CLI_OPT_PEER: c->peers[c->npeers++] = value; break;
 			case CLI_OPT_ALLOW: c->allow[c->nallow++] = value; break;
+			case CLI_OPT_IDLE:
+				if (cli_parse_size(value, &c->idle_ms) != 0 || c->idle_ms < 100 || c->idle_ms > 86400000)
+					return cli_usage_error(c, "--idle-timeout wants milliseconds from 100 to 86400000, not '%s'", value);
+				break;
+			case CLI_OPT_MAXCONN:
+				if (cli_parse_size(value, &c->max_connections) != 0 || c->max_connections < 1 ||
+				    c->max_connections > 100000)
+					return cli_usage_error(c, "--max-connections wants 1 to 100000, not '%s'", value);
+				break;
 			case CLI_OPT_TIMEOUT:
 				if (cli_parse_size(value, &c->timeout_s) != 0 || c->timeout_s == 0)
 					return cli_usage_error(c, "--timeout wants a positive number of seconds, not '%s'",

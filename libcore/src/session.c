@@ -50,8 +50,7 @@ struct lim_session {
 	lim_span *batch_items;  /* offsets into batch until END */
 	size_t nbatch, cap_batch;
 
-	int64_t last_rx, last_tx;
-	uint64_t queued, queued_at_tick; /* output bytes ever queued, for keep-alive */
+	int64_t last_rx, last_ping;
 	uint64_t changes_in, changes_out, bytes_in, bytes_out;
 	int error_code, error_sent;
 	char error[256];
@@ -99,7 +98,8 @@ lim_session *lim_session__new(lim_db *db, int initiator, const lim_session_confi
 		s->cfg.window_changes = LIM_MAX_UNACKED_CHANGES;
 	if (s->cfg.window_changes < s->cfg.batch_changes)
 		s->cfg.window_changes = s->cfg.batch_changes;
-	s->last_rx = s->last_tx = now_ms;
+	s->last_rx = now_ms;
+	s->last_ping = now_ms;
 	randombytes_buf(s->nonce, sizeof(s->nonce));
 	lim_msg__hello(&s->my_hello, db->public_key, s->nonce);
 	lim_sb__put(&s->out, s->my_hello.ptr, s->my_hello.len);
@@ -547,24 +547,26 @@ void lim_session__bye(lim_session *s)
 int64_t lim_session__next_deadline(const lim_session *s)
 {
 	int64_t idle = s->last_rx + s->cfg.idle_timeout_ms;
-	int64_t ping = s->last_tx + s->cfg.keepalive_ms;
+	int64_t ping = (s->last_ping > s->last_rx ? s->last_ping : s->last_rx) + s->cfg.keepalive_ms;
 	return s->st == ST_LIVE && ping < idle ? ping : idle;
 }
 
+/*
+ * Keep-alive is driven by what we receive: when the peer has been quiet for
+ * keepalive_ms we PING it, and its PONG resets our idle timer. So the side
+ * with the stricter idle timeout keeps the connection alive by itself,
+ * whatever the peer's settings.
+ */
 int lim_session__tick(lim_session *s, int64_t now_ms)
 {
 	if (s->st == ST_CLOSED)
 		return LIM_EPROTOCOL;
 	if (now_ms - s->last_rx >= s->cfg.idle_timeout_ms)
 		return fail(s, LIM_PERR_TIMEOUT, "nothing received for %lld ms", (long long)s->cfg.idle_timeout_ms);
-	s->queued = s->bytes_out + (s->out.len - s->out_off);
-	if (s->queued != s->queued_at_tick) {
-		s->queued_at_tick = s->queued;
-		s->last_tx = now_ms;
-	}
-	if (s->st == ST_LIVE && now_ms - s->last_tx >= s->cfg.keepalive_ms) {
+	if (s->st == ST_LIVE && now_ms - s->last_rx >= s->cfg.keepalive_ms &&
+	    now_ms - s->last_ping >= s->cfg.keepalive_ms) {
 		lim_sb__printf(&s->out, "PING %lld\n", (long long)now_ms);
-		s->last_tx = now_ms;
+		s->last_ping = now_ms;
 	}
 	return 0;
 }

@@ -20,7 +20,7 @@ typedef struct {
 	const unsigned char (*allow)[LIM_ID_BYTES]; /* NULL: any member of the network */
 	size_t nallow;
 	int64_t idle_timeout_ms;  /* close when nothing arrives for this long */
-	int64_t keepalive_ms;     /* send PING when nothing was sent for this long */
+	int64_t keepalive_ms;     /* send PING when nothing was received for this long */
 	size_t batch_changes;     /* CH lines per END, at most LIM_MAX_BATCH_CHANGES */
 	size_t window_changes;    /* sent but unacknowledged, at most LIM_MAX_UNACKED_CHANGES */
 	size_t output_high_water; /* stop reading the log while this much output waits */
