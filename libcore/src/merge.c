@@ -116,6 +116,17 @@ static int load_row(lim_merge *m, const char *coll, const char *doc, const char 
 	return lim_sb__check(&m->val);
 }
 
+/* A register holding an integer is where a counter above it starts: "set n
+ * to 1, then add 41" reads 42. The register is base(p), so this is still a
+ * function of the set of ops. (m->val holds the register's token.) */
+static int64_t counter_start(const lim_merge *m, const field_row *row)
+{
+	int64_t v = 0;
+	if (row->reg.has && m->val.len > 1 && m->val.ptr[0] == 'i')
+		lim_dec__parse_i64(m->val.ptr + 1, m->val.len - 1, &v);
+	return v;
+}
+
 static int prune_and_resum(lim_merge *m, const char *coll, const char *doc, const char *path,
                            const stamp *base, field_row *row)
 {
@@ -143,7 +154,7 @@ static int prune_and_resum(lim_merge *m, const char *coll, const char *doc, cons
 	bind_key(q, coll, doc, path);
 	/* Counters wrap in two's complement rather than fail: a sum must be
 	 * computable in any order and SQLite's SUM() raises on overflow. */
-	uint64_t sum = 0;
+	uint64_t sum = (uint64_t)counter_start(m, row);
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
 		sum += (uint64_t)sqlite3_column_int64(q, 0);
 	sqlite3_reset(q);
@@ -394,7 +405,7 @@ int lim_merge__apply(lim_merge *m, const lim_op *op, uint64_t hlc,
 		sqlite3_bind_int64(q, 5, op->delta);
 		if ((rc = lim_store__step_done(m->st, q, "recording a counter delta")) < 0)
 			return rc;
-		row.ctr_sum = (int64_t)((uint64_t)(row.ctr.has ? row.ctr_sum : 0) + (uint64_t)op->delta);
+		row.ctr_sum = (int64_t)((uint64_t)(row.ctr.has ? row.ctr_sum : counter_start(m, &row)) + (uint64_t)op->delta);
 		row.ctr = *stamp_max(&row.ctr, &s);
 		return save_row(m, coll, doc, path, &row, &cover, 0);
 	case LIM_OP_SADD: {

@@ -143,7 +143,16 @@ static void test_merge__set_resets_counter(void **state)
 	p->ca.now += 1;
 	assert_int_equal(lim_db_incr(p->a, "c", "d", "n", 2), 0);
 	exchange(p);
-	assert_json(p->b, "c", "d", "n", "2");
+	/* The set value is where the counter starts again. */
+	assert_json(p->b, "c", "d", "n", "102");
+	lim_value s = str_value("text");
+	p->ca.now += 1;
+	assert_int_equal(lim_db_set(p->a, "c", "d", "m", &s), 0);
+	p->ca.now += 1;
+	assert_int_equal(lim_db_incr(p->a, "c", "d", "m", 5), 0);
+	exchange(p);
+	assert_json(p->b, "c", "d", "m", "5"); /* a non-integer starts from 0 */
+	assert_int_equal(lim_db_verify(p->b), 0);
 }
 
 static void test_merge__set_add_wins_over_concurrent_remove(void **state)
