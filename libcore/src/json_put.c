@@ -102,13 +102,11 @@ static int scalar_leaf(walk *w, sqlite3_stmt *q, const char *type)
 	} else if (strcmp(type, "real") == 0) {
 		v.type = LIM_FLOAT;
 		v.real = sqlite3_column_double(q, 4);
-		/* SQLite reads integers beyond int64 as reals, and every double of
-		 * that magnitude is integral: refuse rather than silently store an
-		 * approximation of a big integer. */
+		/* An integer literal beyond int64 arrives as type "integer" (refused
+		 * above); a real is stored as the double it reads as, unless it
+		 * overflows to infinity ("1e999"). */
 		if (!isfinite(v.real))
 			return bad_json("a number is out of range");
-		if (v.real >= 9223372036854775808.0 || v.real < -9223372036854775808.0)
-			return bad_json("a number is outside the 64-bit integer range (store it as a string)");
 	} else if (strcmp(type, "text") == 0) {
 		const char *s = (const char *)sqlite3_column_text(q, 4);
 		v.type = LIM_STRING;

@@ -257,6 +257,12 @@ static void test_store__bad_json_changes_nothing(void **state)
 	}
 	/* Invalid UTF-8 inside a string literal. */
 	expect_error(lim_db_put_json(f->db, "people", "ada", "{\"a\":\"\xff\"}", 8), LIM_EINVALID, "UTF-8");
+	/* Large reals are floats, not out-of-range integers. */
+	assert_int_equal(lim_db_put_json(f->db, "people", "big", "{\"x\":1e300,\"y\":-2.5e19}", 23), 0);
+	assert_json(f->db, "people", "big", NULL, "{\"x\":1.0e300,\"y\":-2.5e19}");
+	assert_int_equal(lim_db_delete(f->db, "people", "big", NULL), 0);
+	lim_buf_dispose(&s.vv);
+	take(f->db, &s);
 	/* A valid JSON prefix followed by garbage must not half-apply. */
 	expect_error(lim_db_put_json(f->db, "people", "ada", "{\"ok\":1,\"bad\":[1]}", 18), LIM_EINVALID, "arrays");
 	assert_unchanged(f->db, &s);
