@@ -56,6 +56,7 @@ int lim_db__put_values(lim_db *db, const char *coll, const char *doc, size_t n,
 /* The result of applying a batch from a peer. */
 typedef struct {
 	size_t applied, duplicates, skipped;
+	size_t retry_later; /* skipped for clock drift or a gap: may apply later */
 	/* First change that could not be applied without blaming the sender
 	 * (equivocation, clock drift, missing predecessor): its code. */
 	int skip_code;

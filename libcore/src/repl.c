@@ -453,6 +453,8 @@ static int peek_author_seq(const lim_span *c, unsigned char author[LIM_ID_BYTES]
 static void note_skip(lim_batch_result *res, int rc)
 {
 	res->skipped++;
+	if (rc != LIM_EEQUIVOCATION)
+		res->retry_later++;
 	if (!res->skip_code) {
 		res->skip_code = rc;
 		snprintf(res->skip_message, sizeof(res->skip_message), "%s", lim_error_last());

@@ -18,6 +18,8 @@
 #include "session.h"
 #include "text.h"
 
+#define RETRY_SKIPPED_MS 1000
+
 typedef enum { ST_HELLO, ST_AUTH, ST_LIVE, ST_CLOSED } state;
 
 typedef struct {
@@ -51,6 +53,8 @@ struct lim_session {
 	size_t nbatch, cap_batch;
 
 	int64_t last_rx, last_ping;
+	int64_t resend_vv_at;   /* ask again for skipped changes (0: no need) */
+	int64_t now;            /* time of the latest feed/tick */
 	uint64_t changes_in, changes_out, bytes_in, bytes_out;
 	int error_code, error_sent;
 	char error[256];
@@ -308,6 +312,10 @@ static int on_end(lim_session *s, uint64_t n)
 	}
 	if (res.skipped)
 		say(s, "skipped %zu changes: %s", res.skipped, res.skip_message);
+	/* Changes held back by the clock bound (or stuck behind one) are asked
+	 * for again by re-sending our VV; an equivocation never will apply. */
+	if (res.retry_later && !s->resend_vv_at)
+		s->resend_vv_at = s->now + RETRY_SKIPPED_MS;
 	/* Whatever the peer sent, it holds. */
 	for (size_t i = 0; i < s->nbatch; i++) {
 		unsigned char author[LIM_ID_BYTES];
@@ -445,6 +453,7 @@ int lim_session__feed(lim_session *s, const char *data, size_t n, int64_t now_ms
 		return LIM_EPROTOCOL;
 	s->bytes_in += n;
 	s->last_rx = now_ms;
+	s->now = now_ms;
 	lim_sb__put(&s->in, data, n);
 	if (s->in.oom)
 		return fail(s, LIM_PERR_INTERNAL, "out of memory");
@@ -548,7 +557,8 @@ int64_t lim_session__next_deadline(const lim_session *s)
 {
 	int64_t idle = s->last_rx + s->cfg.idle_timeout_ms;
 	int64_t ping = (s->last_ping > s->last_rx ? s->last_ping : s->last_rx) + s->cfg.keepalive_ms;
-	return s->st == ST_LIVE && ping < idle ? ping : idle;
+	int64_t next = s->st == ST_LIVE && ping < idle ? ping : idle;
+	return s->resend_vv_at && s->resend_vv_at < next ? s->resend_vv_at : next;
 }
 
 /*
@@ -561,8 +571,13 @@ int lim_session__tick(lim_session *s, int64_t now_ms)
 {
 	if (s->st == ST_CLOSED)
 		return LIM_EPROTOCOL;
+	s->now = now_ms;
 	if (now_ms - s->last_rx >= s->cfg.idle_timeout_ms)
 		return fail(s, LIM_PERR_TIMEOUT, "nothing received for %lld ms", (long long)s->cfg.idle_timeout_ms);
+	if (s->st == ST_LIVE && s->resend_vv_at && now_ms >= s->resend_vv_at) {
+		s->resend_vv_at = 0;
+		send_vv(s);
+	}
 	if (s->st == ST_LIVE && now_ms - s->last_rx >= s->cfg.keepalive_ms &&
 	    now_ms - s->last_ping >= s->cfg.keepalive_ms) {
 		lim_sb__printf(&s->out, "PING %lld\n", (long long)now_ms);
