@@ -71,7 +71,7 @@ static int corrupt_change(const unsigned char author[LIM_ID_BYTES], uint64_t seq
 {
 	char who[17];
 	lim_hex__encode(who, author, 8);
-	return lim__error(LIM_ECORRUPT, "change %s…/%llu: %s", who, (unsigned long long)seq, what);
+	return lim__error(LIM_ECORRUPT, "change %s.../%llu: %s", who, (unsigned long long)seq, what);
 }
 
 /* Every change: canonical form, stored hash, chain link, increasing HLC,

@@ -169,6 +169,8 @@ void lim_msg__auth(lim_sb *out, const unsigned char sig[64], const unsigned char
 void lim_msg__err(lim_sb *out, int code, const char *text)
 {
 	lim_sb__printf(out, "ERR %d ", code);
+	if (!*text)
+		text = "error"; /* the text may not be empty */
 	/* The text is one line of printable ASCII: anything else becomes '?'. */
 	for (const char *p = text; *p; p++)
 		lim_sb__putc(out, (*p >= 0x20 && *p < 0x7f) ? *p : '?');

@@ -26,7 +26,10 @@
 #define LIM_MAX_BATCH_CHANGES 1000
 #define LIM_MAX_BATCH_BYTES (16 * 1024 * 1024)
 #define LIM_MAX_UNACKED_CHANGES 4000
-#define LIM_MAX_VV_AUTHORS 65536
+/* A VV entry is at most 64 + 1 + 19 + 1 bytes: this many fit one line. */
+#define LIM_MAX_VV_AUTHORS 48000
+/* Output a peer may leave unread before it is cut off (ERR 429). */
+#define LIM_MAX_UNREAD_OUTPUT (2 * LIM_MAX_LINE_BYTES)
 #define LIM_MAX_TOKEN_BYTES 64
 
 typedef enum {

@@ -316,7 +316,7 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		}
 		/* Blame the author only if the author really signed both. */
 		if (lim_change__verify(&c, hash) != 0) {
-			rc = lim__error(LIM_ESIGNATURE, "change %s…/%llu: bad signature (and it differs from the change held for that seq)",
+			rc = lim__error(LIM_ESIGNATURE, "change %s.../%llu: bad signature (and it differs from the change held for that seq)",
 			                who, (unsigned long long)c.seq);
 			goto out;
 		}
@@ -325,34 +325,34 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		ev->seq = c.seq;
 		lim_sb__clear(&ev->body);
 		lim_sb__put(&ev->body, bytes, len);
-		rc = lim__error(LIM_EEQUIVOCATION, "author %s… signed two different changes with seq %llu; the first one is kept",
+		rc = lim__error(LIM_EEQUIVOCATION, "author %s... signed two different changes with seq %llu; the first one is kept",
 		                who, (unsigned long long)c.seq);
 		goto out;
 	}
 	if (c.seq > max_seq + 1) {
-		rc = lim__error(LIM_EGAP, "change %s…/%llu cannot be applied before seq %llu of that author, which is missing",
+		rc = lim__error(LIM_EGAP, "change %s.../%llu cannot be applied before seq %llu of that author, which is missing",
 		                who, (unsigned long long)c.seq, (unsigned long long)max_seq + 1);
 		goto out;
 	}
 	if (memcmp(c.prev, head, LIM_HASH_BYTES) != 0) {
-		rc = lim__error(LIM_EHASH, "change %s…/%llu names a predecessor hash that does not match seq %llu",
+		rc = lim__error(LIM_EHASH, "change %s.../%llu names a predecessor hash that does not match seq %llu",
 		                who, (unsigned long long)c.seq, (unsigned long long)max_seq);
 		goto out;
 	}
 	if (c.hlc <= head_hlc) {
-		rc = lim__error(LIM_EMALFORMED, "change %s…/%llu: its timestamp does not increase along the author's chain",
+		rc = lim__error(LIM_EMALFORMED, "change %s.../%llu: its timestamp does not increase along the author's chain",
 		                who, (unsigned long long)c.seq);
 		goto out;
 	}
 	int64_t now = lim_db__now_ms(db);
 	if (LIM_HLC_MS(c.hlc) > now + db->opts.max_drift_ms) {
-		rc = lim__error(LIM_ECLOCK, "change %s…/%llu is stamped %lld ms ahead of this node's clock; the limit is %lld ms",
+		rc = lim__error(LIM_ECLOCK, "change %s.../%llu is stamped %lld ms ahead of this node's clock; the limit is %lld ms",
 		                who, (unsigned long long)c.seq, (long long)(LIM_HLC_MS(c.hlc) - now),
 		                (long long)db->opts.max_drift_ms);
 		goto out;
 	}
 	if (verify_sig && lim_change__verify(&c, hash) != 0) {
-		rc = lim__error(LIM_ESIGNATURE, "change %s…/%llu: the signature does not verify", who, (unsigned long long)c.seq);
+		rc = lim__error(LIM_ESIGNATURE, "change %s.../%llu: the signature does not verify", who, (unsigned long long)c.seq);
 		goto out;
 	}
 	if ((rc = store_change(db, &c, author_id, hash)) < 0 || (rc = merge_ops(db, &c)) < 0)

@@ -84,7 +84,7 @@ static void say(lim_session *s, const char *fmt, ...)
 	va_end(ap);
 	lim_hex__encode(id, s->peer_id, 8);
 	char line[600];
-	snprintf(line, sizeof(line), "peer %s: %s", s->st >= ST_AUTH ? id : "(unknown)", msg);
+	snprintf(line, sizeof(line), "peer %s: %s", s->peer_hello.len ? id : "(before HELLO)", msg);
 	s->cfg.log(s->cfg.ctx, line);
 }
 
@@ -223,13 +223,19 @@ static void vv_text(lim_session *s, lim_sb *out)
 static void send_vv(lim_session *s)
 {
 	lim_buf vv = LIM_BUF_INIT;
+	size_t entries = 0;
 	lim_sb__puts(&s->out, "VV");
 	if (lim_db_version_vector(&vv, s->db) == 0) {
-		/* "<hex> <seq>\n" lines become " <hex>:<seq>" entries. */
+		/* "<hex> <seq>\n" lines become " <hex>:<seq>" entries. Past the
+		 * limit, authors are left out: the peer then resends their changes,
+		 * which arrive as duplicates — wasteful but correct. */
 		for (size_t i = 0; i < vv.size; i++) {
 			char c = vv.ptr[i];
-			if (i == 0 || vv.ptr[i - 1] == '\n')
+			if (i == 0 || vv.ptr[i - 1] == '\n') {
+				if (++entries > LIM_MAX_VV_AUTHORS)
+					break;
 				lim_sb__putc(&s->out, ' ');
+			}
 			if (c == '\n')
 				continue;
 			lim_sb__putc(&s->out, c == ' ' ? ':' : c);
@@ -452,7 +458,6 @@ int lim_session__feed(lim_session *s, const char *data, size_t n, int64_t now_ms
 	if (s->st == ST_CLOSED)
 		return LIM_EPROTOCOL;
 	s->bytes_in += n;
-	s->last_rx = now_ms;
 	s->now = now_ms;
 	lim_sb__put(&s->in, data, n);
 	if (s->in.oom)
@@ -461,8 +466,15 @@ int lim_session__feed(lim_session *s, const char *data, size_t n, int64_t now_ms
 		char *nl = memchr(s->in.ptr + start, '\n', s->in.len - start);
 		if (!nl)
 			break;
+		/* Only a complete line counts as life: a peer trickling bytes
+		 * (or never finishing its handshake) still times out. */
+		s->last_rx = now_ms;
 		rc = handle_line(s, s->in.ptr + start, (size_t)(nl - s->in.ptr - start));
 		start = (size_t)(nl - s->in.ptr) + 1;
+		if (rc == 0 && s->st != ST_CLOSED && s->out.len - s->out_off > LIM_MAX_UNREAD_OUTPUT) {
+			rc = fail(s, LIM_PERR_FLOW, "the peer sends requests without reading the replies");
+			break;
+		}
 	}
 	if (start) {
 		memmove(s->in.ptr, s->in.ptr + start, s->in.len - start);
@@ -477,17 +489,47 @@ int lim_session__feed(lim_session *s, const char *data, size_t n, int64_t now_ms
 
 /* ------------------------------------------------------------ sending */
 
+/*
+ * The receiver verifies only the last signature of each author's run in a
+ * batch (the hash chain covers the rest), so a sender must never end a
+ * batch on a change whose own signature is bad, even if it holds one: a
+ * malicious relay could have passed it such a change in the middle of a
+ * run, authentic in content but with garbage signature bytes. Every other
+ * run in a batch ends at that author's head, which was verified when it
+ * arrived; only the last change of a batch can be cut mid-chain. So check
+ * that one signature per batch and, if it is bad, carry on past it.
+ */
+static int ends_on_good_signature(const char *bytes, size_t len)
+{
+	lim_change c;
+	unsigned char hash[LIM_HASH_BYTES];
+	int ok;
+	if (lim_change__parse(&c, bytes, len) < 0)
+		return 0;
+	lim_change__hash(hash, bytes, c.body_len);
+	ok = lim_change__verify(&c, hash) == 0;
+	lim_change__dispose(&c);
+	return ok;
+}
+
+static void end_batch(lim_session *s, size_t *in_batch)
+{
+	lim_sb__printf(&s->out, "END %zu\n", *in_batch);
+	s->unacked += *in_batch;
+	*in_batch = 0;
+}
+
 int lim_session__pump(lim_session *s, int64_t now_ms)
 {
 	lim_change_iter *it = NULL;
 	const char *bytes;
 	size_t len, in_batch = 0;
-	int rc = 0;
+	int rc = 0, must_extend = 0;
 
 	if (s->st != ST_LIVE || !s->have_peer_vv || !s->dirty)
 		return 0;
-	while (s->unacked + in_batch < s->cfg.window_changes &&
-	       s->out.len - s->out_off < s->cfg.output_high_water) {
+	while (must_extend || (s->unacked + in_batch < s->cfg.window_changes &&
+	                       s->out.len - s->out_off < s->cfg.output_high_water)) {
 		if (!it) {
 			vv_text(s, &s->scratch);
 			if ((rc = lim_db_changes_since(&it, s->db, s->scratch.ptr ? s->scratch.ptr : "", s->scratch.len)) < 0)
@@ -513,17 +555,24 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 		lim_sb__put(&s->out, bytes, len);
 		lim_sb__putc(&s->out, '\n');
 		s->changes_out++;
-		if (++in_batch == s->cfg.batch_changes) {
-			lim_sb__printf(&s->out, "END %zu\n", in_batch);
-			s->unacked += in_batch;
-			in_batch = 0;
+		in_batch++;
+		int at_limit = in_batch >= s->cfg.batch_changes || s->unacked + in_batch >= s->cfg.window_changes ||
+		               s->out.len - s->out_off >= s->cfg.output_high_water;
+		if (!at_limit && !must_extend)
+			continue;
+		must_extend = !ends_on_good_signature(bytes, len) && in_batch < LIM_MAX_BATCH_CHANGES;
+		if (must_extend) {
+			say(s, "a stored change of %.16s.../%llu has a bad signature (run lim verify); sending past it",
+			    bytes + 5, (unsigned long long)seq);
+			continue;
 		}
+		if (in_batch >= s->cfg.batch_changes || at_limit)
+			end_batch(s, &in_batch);
 	}
 	lim_change_iter_free(it);
-	if (in_batch) {
-		lim_sb__printf(&s->out, "END %zu\n", in_batch);
-		s->unacked += in_batch;
-	}
+	/* The log ended: this last run ends at its author's head. */
+	if (in_batch)
+		end_batch(s, &in_batch);
 	if (!s->dirty && !s->sent_synced) {
 		lim_sb__puts(&s->out, "SYNCED\n");
 		s->sent_synced = 1;
@@ -547,10 +596,10 @@ void lim_session__request_status(lim_session *s)
 
 void lim_session__bye(lim_session *s)
 {
-	if (s->st != ST_CLOSED) {
+	/* BYE is a message of the live phase; mid-handshake we just close. */
+	if (s->st == ST_LIVE)
 		lim_sb__puts(&s->out, "BYE\n");
-		s->st = ST_CLOSED;
-	}
+	s->st = ST_CLOSED;
 }
 
 int64_t lim_session__next_deadline(const lim_session *s)

@@ -149,6 +149,49 @@ static void test_session__keepalive_and_idle_timeout(void **state)
 	assert_true(len > 8 && memcmp(out, "ERR 408 ", 8) == 0);
 }
 
+
+static void test_session__relay_never_ends_a_batch_on_a_bad_signature(void **state)
+{
+	link_fixture *f = *state;
+	test_clock cr = { 1700000000000 };
+	lim_db *origin = open_with_clock(":memory:", &cr, NETKEY);
+	lim_session_config cfg;
+	lim_batch_result res;
+	lim_span run[3];
+	char *bytes[3], da[65], dorig[65];
+	size_t lens[3];
+	/* The origin writes three changes; a malicious relay garbles the
+	 * signature of the first and hands b the run in one batch. */
+	for (int i = 0; i < 3; i++) {
+		lim_value v = int_value(i);
+		assert_int_equal(lim_db_set(origin, "c", "d", "x", &v), 0);
+		bytes[i] = last_change(origin, &lens[i]);
+		run[i].p = bytes[i];
+		run[i].n = lens[i];
+	}
+	bytes[0][lens[0] - 1] = bytes[0][lens[0] - 1] == '0' ? '1' : '0';
+	assert_int_equal(lim_db__apply_batch(f->b, run, 3, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, 3); /* authentic content: the chain holds */
+	assert_int_equal(lim_db_verify(f->b), LIM_ECORRUPT); /* but the bytes are reported */
+	/* b relays to a with batches of one change: it must not stop on the bad one. */
+	lim_session__free(f->sa);
+	lim_session__free(f->sb);
+	lim_session_config__defaults(&cfg);
+	cfg.batch_changes = 1;
+	f->sa = lim_session__new(f->a, 1, &cfg, f->now);
+	f->sb = lim_session__new(f->b, 0, &cfg, f->now);
+	settle(f);
+	lim_session_info ia;
+	lim_session__info(f->sa, &ia);
+	assert_false(ia.closed);
+	digest_of(f->a, da);
+	digest_of(origin, dorig);
+	assert_string_equal(da, dorig);
+	for (int i = 0; i < 3; i++)
+		free(bytes[i]);
+	lim_db_free(origin);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -157,6 +200,7 @@ int main(void)
 		T(test_session__handshake_and_catch_up),
 		T(test_session__clock_skewed_change_is_fetched_again_later),
 		T(test_session__keepalive_and_idle_timeout),
+		T(test_session__relay_never_ends_a_batch_on_a_bad_signature),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }
