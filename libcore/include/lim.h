@@ -150,10 +150,13 @@ typedef struct {
 	/* Network key for a new store (NULL: 32 random bytes). For an existing
 	 * store a non-NULL key must match the stored one. */
 	const unsigned char *network_key;
+	/* Name of a registered SQLite VFS to open the file with (NULL: the
+	 * default), e.g. an encrypting or fault-injecting one. */
+	const char *vfs;
 } lim_db_options;
 
 #define LIM_DB_OPTIONS_VERSION 1
-#define LIM_DB_OPTIONS_INIT { LIM_DB_OPTIONS_VERSION, 1, LIM_SYNC_NORMAL, 60000, NULL, NULL, NULL }
+#define LIM_DB_OPTIONS_INIT { LIM_DB_OPTIONS_VERSION, 1, LIM_SYNC_NORMAL, 60000, NULL, NULL, NULL, NULL }
 
 LIM_EXTERN int lim_db_options_init(lim_db_options *opts, unsigned int version);
 

@@ -176,9 +176,10 @@ int lim_db_open(lim_db **out, const char *path, const lim_db_options *opts)
 		return lim__error(LIM_ENOMEM, "out of memory");
 	db->opts = *opts;
 	db->opts.network_key = NULL;
+	db->opts.vfs = NULL;
 	pthread_mutex_init(&db->mu, NULL);
 	pthread_cond_init(&db->txn_done, NULL);
-	if ((rc = lim_store__open(&db->st, path, opts->create, opts->synchronous, &fresh)) < 0) {
+	if ((rc = lim_store__open(&db->st, path, opts->create, opts->synchronous, opts->vfs, &fresh)) < 0) {
 		pthread_cond_destroy(&db->txn_done);
 		pthread_mutex_destroy(&db->mu);
 		free(db);

@@ -211,7 +211,7 @@ static int setup_schema(lim_store *st, int *fresh)
 	return 0;
 }
 
-int lim_store__open(lim_store *st, const char *path, int create, int synchronous, int *fresh)
+int lim_store__open(lim_store *st, const char *path, int create, int synchronous, const char *vfs, int *fresh)
 {
 	int memory = strcmp(path, ":memory:") == 0;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
@@ -221,7 +221,9 @@ int lim_store__open(lim_store *st, const char *path, int create, int synchronous
 	memset(st, 0, sizeof(*st));
 	if (!memory && !create && stat(path, &sb) != 0)
 		return lim__error(LIM_ENOTFOUND, "no store at %s", path);
-	rc = sqlite3_open_v2(path, &st->sql, flags, NULL);
+	if (vfs && !sqlite3_vfs_find(vfs))
+		return lim__error(LIM_EINVALID, "no SQLite VFS named \"%s\" is registered", vfs);
+	rc = sqlite3_open_v2(path, &st->sql, flags, vfs);
 	if (rc != SQLITE_OK) {
 		rc = lim_store__error(st, rc, "opening the store");
 		lim__error_prefix(rc, "%s", path);

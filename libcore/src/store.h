@@ -57,7 +57,7 @@ typedef struct {
 /* Open or create the database, check it is a liblim store of a schema we
  * understand, migrate an older one, and set the pragmas. `fresh` is set
  * when the schema was created now (the caller then creates an identity). */
-int lim_store__open(lim_store *st, const char *path, int create, int synchronous, int *fresh);
+int lim_store__open(lim_store *st, const char *path, int create, int synchronous, const char *vfs, int *fresh);
 void lim_store__close(lim_store *st);
 
 /* The cached statement, reset and with bindings cleared. NULL on failure
