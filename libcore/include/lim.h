@@ -271,7 +271,8 @@ LIM_EXTERN int lim_db_apply(lim_db *db, const char *bytes, size_t len, lim_apply
 /** Export every change `since` lacks as a pack (see protocol-spec/changes.md). */
 LIM_EXTERN int lim_db_export(lim_db *db, const char *since, size_t since_len,
                              int (*write)(void *ctx, const char *bytes, size_t len), void *ctx);
-/** Import a pack all-or-nothing: on any error the store is unchanged. */
+/** Import a pack all-or-nothing: on any error the store is unchanged.
+ *  `stats` (may be NULL) is added to, not reset, so it can sum several calls. */
 LIM_EXTERN int lim_db_import(lim_db *db,
                              long (*read)(void *ctx, char *buf, size_t cap), void *ctx,
                              lim_apply_stats *stats);
@@ -372,8 +373,10 @@ typedef struct {
 
 /**
  * Wait up to `timeout_ms` (0: don't wait, -1: forever) for the next applied
- * remote change. LIM_EITEROVER on timeout. Events are queued (up to 65536;
- * beyond that the oldest are dropped and `dropped` counts them). Any thread.
+ * remote change. LIM_EITEROVER on timeout, LIM_ECLOSED if lim_node_free()
+ * is called meanwhile (it waits for such callers to return). Events are
+ * queued (up to 65536; beyond that the oldest are dropped and
+ * lim_node_events_dropped() counts them). Any thread.
  */
 LIM_EXTERN int lim_node_next_event(lim_node *node, lim_node_event *out, int timeout_ms);
 /** A descriptor that is readable while events are queued (for poll/select). */

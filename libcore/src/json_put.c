@@ -188,6 +188,22 @@ static int walk_tree(walk *w, sqlite3_stmt *q)
 	return rc == SQLITE_DONE ? 0 : bad_json("the text is not well-formed JSON");
 }
 
+/* \u0000 is an escape only when preceded by an odd run of backslashes
+ * ("\\u0000" is a backslash followed by text). */
+static int has_nul_escape(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 6 <= n; i++) {
+		size_t run = 0;
+		if (p[i] != '\\' || memcmp(p + i + 1, "u0000", 5) != 0)
+			continue;
+		while (run <= i && p[i - run] == '\\')
+			run++;
+		if (run % 2 == 1)
+			return 1;
+	}
+	return 0;
+}
+
 int lim_db_put_json(lim_db *db, const char *coll, const char *doc, const char *json, size_t json_len)
 {
 	walk w;
@@ -202,6 +218,9 @@ int lim_db_put_json(lim_db *db, const char *coll, const char *doc, const char *j
 		return lim__error(LIM_EINVALID, "JSON input is %zu bytes; the limit is %d", json_len, LIM_MAX_JSON_BYTES);
 	if (!lim_utf8__valid(json, json_len))
 		return bad_json("not valid UTF-8");
+	if (has_nul_escape(json, json_len))
+		return bad_json("a string holds \\u0000, which SQLite's JSON functions cut short; "
+		                "set such a value with lim_db_set instead");
 	memset(&w, 0, sizeof(w));
 	LIM_DB_LOCK(db);
 	rc = sqlite3_prepare_v2(db->st.sql, "SELECT json_valid(?1)", -1, &q, NULL);

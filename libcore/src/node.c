@@ -67,6 +67,8 @@ struct lim_node {
 
 	pthread_mutex_t ev_mu;
 	pthread_cond_t ev_cv;
+	int ev_waiters;     /* threads inside lim_node_next_event */
+	int closing;        /* lim_node_free has begun: waiters leave */
 	lim_node_event *events;
 	size_t ev_head, ev_count;
 	uint64_t ev_dropped;
@@ -150,13 +152,20 @@ int lim_node_next_event(lim_node *n, lim_node_event *out, int timeout_ms)
 		deadline.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&n->ev_mu);
-	while (n->ev_count == 0 && rc == 0) {
+	n->ev_waiters++;
+	while (n->ev_count == 0 && rc == 0 && !n->closing) {
 		if (timeout_ms == 0)
 			rc = ETIMEDOUT;
 		else if (timeout_ms < 0)
 			pthread_cond_wait(&n->ev_cv, &n->ev_mu);
 		else
 			rc = pthread_cond_timedwait(&n->ev_cv, &n->ev_mu, &deadline);
+	}
+	n->ev_waiters--;
+	if (n->closing) {
+		pthread_cond_broadcast(&n->ev_cv); /* lim_node_free waits for us to leave */
+		pthread_mutex_unlock(&n->ev_mu);
+		return lim__error(LIM_ECLOSED, "the node is being freed");
 	}
 	if (n->ev_count == 0) {
 		pthread_mutex_unlock(&n->ev_mu);
@@ -641,6 +650,7 @@ int lim_node_start(lim_node **out, lim_db *db, const lim_node_options *opts)
 	n->opts = *opts;
 	n->opts.peers = NULL;
 	n->opts.allow = NULL;
+	n->opts.listen = NULL; /* the caller's string; only used below, before return */
 	n->listen_fd = n->wake[0] = n->wake[1] = n->ev_pipe[0] = n->ev_pipe[1] = -1;
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_mutex_init(&n->ev_mu, NULL);
@@ -711,6 +721,14 @@ void lim_node_free(lim_node *n)
 	pthread_mutex_unlock(&n->mu);
 	wake(n);
 	pthread_join(n->thread, NULL);
+	/* Wake threads blocked in lim_node_next_event and wait until they are
+	 * out before the condition variable goes away. */
+	pthread_mutex_lock(&n->ev_mu);
+	n->closing = 1;
+	pthread_cond_broadcast(&n->ev_cv);
+	while (n->ev_waiters > 0)
+		pthread_cond_wait(&n->ev_cv, &n->ev_mu);
+	pthread_mutex_unlock(&n->ev_mu);
 	LIM_DB_LOCK(n->db);
 	n->db->on_commit = NULL;
 	n->db->on_commit_ctx = NULL;
@@ -773,9 +791,10 @@ typedef struct {
 	int fd;
 	int64_t deadline;
 	lim_sync_stats stats;
+	int status_asked;
 } oneshot;
 
-static int oneshot_connect(oneshot *o, lim_db *db, const char *addr, int timeout_ms)
+static int oneshot_connect(oneshot *o, lim_db *db, const char *addr, int timeout_ms, int observer)
 {
 	lim_session_config cfg;
 	struct pollfd p;
@@ -792,6 +811,7 @@ static int oneshot_connect(oneshot *o, lim_db *db, const char *addr, int timeout
 		return lim__error(LIM_EIO, "cannot connect to %s: %s", addr, rc <= 0 ? "timed out" : strerror(err));
 	}
 	lim_session_config__defaults(&cfg);
+	cfg.observer = observer;
 	if (timeout_ms > 0 && timeout_ms < cfg.idle_timeout_ms)
 		cfg.idle_timeout_ms = timeout_ms;
 	o->s = lim_session__new(db, 1, &cfg, mono_ms());
@@ -812,7 +832,7 @@ static void oneshot_close(oneshot *o)
 static int oneshot_run(oneshot *o, int (*done)(oneshot *o))
 {
 	char *buf = malloc(READ_CHUNK);
-	int rc = 0;
+	int rc = 0, session_failed = 0;
 	if (!buf)
 		return lim__error(LIM_ENOMEM, "out of memory");
 	for (;;) {
@@ -822,7 +842,7 @@ static int oneshot_run(oneshot *o, int (*done)(oneshot *o))
 		conn c = { o->fd, o->s, -1, 0, "" };
 		if (lim_session__pump(o->s, now) < 0 || lim_session__tick(o->s, now) < 0) {
 			flush_conn(&c);
-			rc = -1;
+			session_failed = 1;
 			break;
 		}
 		if (done(o)) {
@@ -852,12 +872,12 @@ static int oneshot_run(oneshot *o, int (*done)(oneshot *o))
 			}
 			if (lim_session__feed(o->s, buf, (size_t)r, mono_ms()) < 0) {
 				flush_conn(&c);
-				rc = -1;
+				session_failed = 1;
 				break;
 			}
 		}
 	}
-	if (rc == -1) {
+	if (session_failed) {
 		lim_session_info info;
 		lim_session__info(o->s, &info);
 		int code = info.error_code == LIM_PERR_AUTH || info.error_code == LIM_PERR_NETWORK ||
@@ -884,7 +904,7 @@ int lim_sync_once(lim_db *db, const char *addr, int timeout_ms, lim_sync_stats *
 	int rc;
 	if (!db || !addr)
 		return lim__error(LIM_EINVALID, "NULL argument");
-	if ((rc = oneshot_connect(&o, db, addr, timeout_ms)) < 0)
+	if ((rc = oneshot_connect(&o, db, addr, timeout_ms, 0)) < 0)
 		return rc;
 	rc = oneshot_run(&o, synced);
 	if (stats)
@@ -897,9 +917,9 @@ static int got_state(oneshot *o)
 {
 	lim_session_info info;
 	lim_session__info(o->s, &info);
-	if (info.authenticated && !o->stats.changes_out) {
+	if (info.authenticated && !o->status_asked) {
 		lim_session__request_status(o->s);
-		o->stats.changes_out = 1; /* marks "asked" */
+		o->status_asked = 1;
 	}
 	return info.peer_state != NULL;
 }
@@ -912,7 +932,7 @@ int lim_remote_status(lim_buf *out, lim_db *db, const char *addr, int timeout_ms
 	lim_sb sb = LIM_SB_INIT;
 	if (!out || !db || !addr)
 		return lim__error(LIM_EINVALID, "NULL argument");
-	if ((rc = oneshot_connect(&o, db, addr, timeout_ms)) < 0)
+	if ((rc = oneshot_connect(&o, db, addr, timeout_ms, 1)) < 0)
 		return rc;
 	rc = oneshot_run(&o, got_state);
 	if (rc == 0) {

@@ -283,7 +283,8 @@ static int on_auth(lim_session *s, const lim_msg *m)
 		return fail(s, LIM_PERR_NETWORK, "the peer is not a member of this network");
 	s->st = ST_LIVE;
 	say(s, "authenticated");
-	send_vv(s);
+	if (!s->cfg.observer)
+		send_vv(s); /* a peer only sends changes once it has our VV */
 	return 0;
 }
 
@@ -526,7 +527,7 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 	size_t len, in_batch = 0;
 	int rc = 0, must_extend = 0;
 
-	if (s->st != ST_LIVE || !s->have_peer_vv || !s->dirty)
+	if (s->st != ST_LIVE || !s->have_peer_vv || !s->dirty || s->cfg.observer)
 		return 0;
 	while (must_extend || (s->unacked + in_batch < s->cfg.window_changes &&
 	                       s->out.len - s->out_off < s->cfg.output_high_water)) {

@@ -24,6 +24,8 @@ typedef struct {
 	size_t batch_changes;     /* CH lines per END, at most LIM_MAX_BATCH_CHANGES */
 	size_t window_changes;    /* sent but unacknowledged, at most LIM_MAX_UNACKED_CHANGES */
 	size_t output_high_water; /* stop reading the log while this much output waits */
+	int observer;             /* status probes: never send VV or changes, so the
+	                             peer never sends changes either */
 	/* Effects, all optional. */
 	void (*on_applied)(void *ctx, const unsigned char author[LIM_ID_BYTES], uint64_t seq);
 	void (*status_json)(void *ctx, lim_sb *out);

@@ -257,6 +257,12 @@ static void test_store__bad_json_changes_nothing(void **state)
 	}
 	/* Invalid UTF-8 inside a string literal. */
 	expect_error(lim_db_put_json(f->db, "people", "ada", "{\"a\":\"\xff\"}", 8), LIM_EINVALID, "UTF-8");
+	/* SQLite cuts strings at \u0000: refused rather than truncated; an
+	 * escaped backslash followed by "u0000" is ordinary text. */
+	expect_error(lim_db_put_json(f->db, "people", "ada", "{\"a\":\"x\\u0000y\"}", 16), LIM_EINVALID, "u0000");
+	assert_int_equal(lim_db_put_json(f->db, "people", "nul", "{\"a\":\"\\\\u0000\"}", 15), 0);
+	assert_json(f->db, "people", "nul", "a", "\"\\\\u0000\"");
+	assert_int_equal(lim_db_delete(f->db, "people", "nul", NULL), 0);
 	/* Large reals are floats, not out-of-range integers. */
 	assert_int_equal(lim_db_put_json(f->db, "people", "big", "{\"x\":1e300,\"y\":-2.5e19}", 23), 0);
 	assert_json(f->db, "people", "big", NULL, "{\"x\":1.0e300,\"y\":-2.5e19}");

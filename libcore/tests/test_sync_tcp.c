@@ -1,0 +1,1881 @@
+/*
+ * test_sync_tcp.c — end-to-end sync over real TCP between real processes.
+ *
+ * Every node is a `lim serve` process (path in $LIM_BIN, set by CMake) on
+ * its own SQLite file in a mkdtemp() directory, listening on 127.0.0.1 port
+ * 0 (the address is read from its "listening on HOST:PORT" line). The tests
+ * look at the stores only through `lim digest`, `lim vv`, `lim get`,
+ * `lim verify` and `lim status`, and talk to nodes either with `lim sync`
+ * or with a raw protocol client written here (using the internal message
+ * and handshake helpers of proto.h and the change sealer of change.h).
+ *
+ * Nothing is timed: whatever happens asynchronously is polled every 50 ms
+ * against a generous deadline (20 s). Every child process and socket is
+ * killed/closed in the teardown, whether the test passed or not. A missing
+ * $LIM_BIN fails the suite (it is never skipped). The temporary root is
+ * removed when every test passed and kept (and named) otherwise.
+ */
+#define _GNU_SOURCE
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "lim.h"
+#include "change.h"
+#include "proto.h"
+#include "value.h"
+
+#define DEADLINE_MS 20000 /* for anything asynchronous: generous, never a speed claim */
+#define POLL_MS 50
+
+static const char *g_bin;
+static char g_root[PATH_MAX];
+static char g_dir[PATH_MAX]; /* the current test's directory */
+static int g_case;
+static int g_test_done; /* set by a test's last line; teardown dumps logs otherwise */
+
+/* ------------------------------------------------------------ small utilities */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void hex(char *out, const unsigned char *bin, size_t n)
+{
+	sodium_bin2hex(out, 2 * n + 1, bin, n);
+}
+
+static char *in_dir(char *out, const char *name)
+{
+	snprintf(out, PATH_MAX, "%.3800s/%.200s", g_dir, name);
+	return out;
+}
+
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	size_t cap = 4096, n = 0, got;
+	char *buf = malloc(cap + 1);
+	assert_non_null(buf);
+	if (!f) {
+		buf[0] = '\0';
+		return buf;
+	}
+	while ((got = fread(buf + n, 1, cap - n, f)) > 0) {
+		n += got;
+		if (n == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap + 1);
+			assert_non_null(buf);
+		}
+	}
+	fclose(f);
+	buf[n] = '\0';
+	return buf;
+}
+
+static void chomp(char *s)
+{
+	size_t n = strlen(s);
+	while (n && (s[n - 1] == '\n' || s[n - 1] == '\r'))
+		s[--n] = '\0';
+}
+
+/* ------------------------------------------------------------ child processes */
+
+#define MAX_KIDS 64
+static pid_t g_kids[MAX_KIDS];
+
+static void track_pid(pid_t pid)
+{
+	for (int i = 0; i < MAX_KIDS; i++)
+		if (g_kids[i] == 0) {
+			g_kids[i] = pid;
+			return;
+		}
+	fail_msg("too many child processes");
+}
+
+static void untrack_pid(pid_t pid)
+{
+	for (int i = 0; i < MAX_KIDS; i++)
+		if (g_kids[i] == pid)
+			g_kids[i] = 0;
+}
+
+static void kill_all_kids(void)
+{
+	for (int i = 0; i < MAX_KIDS; i++)
+		if (g_kids[i] > 0) {
+			kill(g_kids[i], SIGKILL);
+			waitpid(g_kids[i], NULL, 0);
+			g_kids[i] = 0;
+		}
+}
+
+static pid_t spawn(const char *const *argv, const char *out, const char *err, int append_err)
+{
+	pid_t pid;
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int in = open("/dev/null", O_RDONLY);
+		int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		int e = open(err, O_WRONLY | O_CREAT | (append_err ? O_APPEND : O_TRUNC), 0644);
+		if (in < 0 || o < 0 || e < 0)
+			_exit(126);
+		dup2(in, 0);
+		dup2(o, 1);
+		dup2(e, 2);
+		execv(g_bin, (char *const *)argv);
+		_exit(127);
+	}
+	track_pid(pid);
+	return pid;
+}
+
+/* Wait for a child; 0 and its exit status, or -1 at the deadline. */
+static int wait_child(pid_t pid, int64_t deadline, int *status)
+{
+	for (;;) {
+		pid_t r = waitpid(pid, status, WNOHANG);
+		if (r == pid) {
+			untrack_pid(pid);
+			return 0;
+		}
+		assert_true(r == 0);
+		if (mono_ms() >= deadline)
+			return -1;
+		sleep_ms(5);
+	}
+}
+
+static int exit_code(int status)
+{
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ------------------------------------------------------------ running `lim` */
+
+typedef struct {
+	int status;
+	char *out, *err;
+	char cmd[1024];
+} run;
+
+static void run_free(run *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+static int lim_runv(run *r, const char *const *args)
+{
+	const char *argv[40];
+	char out[PATH_MAX], err[PATH_MAX];
+	size_t used = 0;
+	int n = 0, status;
+	pid_t pid;
+
+	memset(r, 0, sizeof(*r));
+	argv[n++] = g_bin;
+	used += (size_t)snprintf(r->cmd, sizeof(r->cmd), "lim");
+	for (; *args; args++) {
+		assert_true(n < 39);
+		argv[n++] = *args;
+		if (used < sizeof(r->cmd))
+			used += (size_t)snprintf(r->cmd + used, sizeof(r->cmd) - used, " %s", *args);
+	}
+	argv[n] = NULL;
+	in_dir(out, ".run.out");
+	in_dir(err, ".run.err");
+	pid = spawn(argv, out, err, 0);
+	if (wait_child(pid, mono_ms() + 60000, &status) < 0) {
+		kill(pid, SIGKILL);
+		fail_msg("`%s` did not finish within 60 s", r->cmd);
+	}
+	r->status = exit_code(status);
+	r->out = slurp(out);
+	r->err = slurp(err);
+	return r->status;
+}
+
+static int lim_run(run *r, ...)
+{
+	const char *args[40];
+	int n = 0;
+	va_list ap;
+	va_start(ap, r);
+	for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+		assert_true(n < 39);
+		args[n++] = a;
+	}
+	va_end(ap);
+	args[n] = NULL;
+	return lim_runv(r, args);
+}
+
+#define LIM(r, ...) lim_run((r), __VA_ARGS__, (const char *)NULL)
+
+static void expect_ok(run *r, const char *file, int line)
+{
+	if (r->status != 0)
+		fail_msg("%s:%d: `%s` exited %d\n--- stdout:\n%.2000s\n--- stderr:\n%.2000s", file, line, r->cmd,
+		         r->status, r->out, r->err);
+}
+
+/* Run lim, require exit 0, return its stdout (malloc'd, caller frees). */
+#define LIM_OK(...) lim_ok(__FILE__, __LINE__, __VA_ARGS__, (const char *)NULL)
+static char *lim_ok(const char *file, int line, ...)
+{
+	const char *args[40];
+	int n = 0;
+	run r;
+	va_list ap;
+	va_start(ap, line);
+	for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+		assert_true(n < 39);
+		args[n++] = a;
+	}
+	va_end(ap);
+	args[n] = NULL;
+	lim_runv(&r, args);
+	expect_ok(&r, file, line);
+	free(r.err);
+	return r.out;
+}
+
+/* ------------------------------------------------------------ stores */
+
+typedef struct {
+	char path[PATH_MAX];
+	char id[2 * LIM_ID_BYTES + 1];
+} store;
+
+static void random_netkey(char out[2 * LIM_NETWORK_KEY_BYTES + 1])
+{
+	unsigned char k[LIM_NETWORK_KEY_BYTES];
+	randombytes_buf(k, sizeof(k));
+	hex(out, k, sizeof(k));
+}
+
+static void store_new(store *s, const char *name, const char *netkey)
+{
+	char *out, *p;
+	in_dir(s->path, name);
+	out = LIM_OK("--db", s->path, "init", "--network-key", netkey);
+	p = strstr(out, "replica_id ");
+	assert_non_null(p);
+	memcpy(s->id, p + 11, 2 * LIM_ID_BYTES);
+	s->id[2 * LIM_ID_BYTES] = '\0';
+	assert_int_equal(strspn(s->id, "0123456789abcdef"), 2 * LIM_ID_BYTES);
+	assert_non_null(strstr(out, netkey));
+	free(out);
+}
+
+static void put(const store *s, const char *coll, const char *doc, const char *json)
+{
+	free(LIM_OK("--db", s->path, "put", coll, doc, json));
+}
+
+static void digest_of(const char *db, char out[65])
+{
+	char *d = LIM_OK("--db", db, "digest");
+	chomp(d);
+	assert_int_equal(strlen(d), 64);
+	strcpy(out, d);
+	free(d);
+}
+
+static char *vv_of(const char *db)
+{
+	return LIM_OK("--db", db, "vv");
+}
+
+static void expect_verify_ok(const char *db)
+{
+	char *out = LIM_OK("--db", db, "verify");
+	assert_string_equal(out, "ok\n");
+	free(out);
+}
+
+/* `lim get`: the exit status, and stdout in *out (caller frees) when 0. */
+static int get(const char *db, const char *coll, const char *doc, const char *field, char **out)
+{
+	run r;
+	int st = field ? LIM(&r, "--db", db, "get", coll, doc, field) : LIM(&r, "--db", db, "get", coll, doc);
+	if (out) {
+		chomp(r.out);
+		*out = r.out;
+		r.out = NULL;
+	}
+	run_free(&r);
+	return st;
+}
+
+/*
+ * Poll until every store holds the same digest and the same version
+ * vector. Every store in these tests writes something of its own, so equal
+ * vectors mean every store holds every write.
+ */
+static void wait_converged(const char *const *dbs, int n, const char *what)
+{
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+	char d[8][65];
+	char *v[8] = { 0 };
+	assert_true(n <= 8);
+	for (;;) {
+		int same = 1;
+		for (int i = 0; i < n; i++) {
+			free(v[i]);
+			digest_of(dbs[i], d[i]);
+			v[i] = vv_of(dbs[i]);
+			if (i && (strcmp(d[i], d[0]) != 0 || strcmp(v[i], v[0]) != 0))
+				same = 0;
+		}
+		if (same) {
+			for (int i = 0; i < n; i++)
+				free(v[i]);
+			return;
+		}
+		if (mono_ms() >= deadline)
+			break;
+		sleep_ms(POLL_MS);
+	}
+	for (int i = 0; i < n; i++)
+		print_error("%s: %s\n  digest %s\n  vv:\n%s", what, dbs[i], d[i], v[i]);
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	fail_msg("%s: the stores did not converge within %d ms", what, DEADLINE_MS);
+}
+
+/* ------------------------------------------------------------ nodes (`lim serve`) */
+
+#define MAX_NODE_ARGS 16
+typedef struct {
+	const store *st;
+	char args[MAX_NODE_ARGS][160];
+	int nargs;
+	pid_t pid;
+	char addr[64];
+	char log[PATH_MAX];
+	char out[PATH_MAX];
+} node;
+
+#define MAX_NODES 8
+static node *g_nodes[MAX_NODES];
+
+static void node_init(node *n, const store *st, ...)
+{
+	va_list ap;
+	memset(n, 0, sizeof(*n));
+	n->st = st;
+	va_start(ap, st);
+	for (const char *a; (a = va_arg(ap, const char *)) != NULL;) {
+		assert_true(n->nargs < MAX_NODE_ARGS);
+		snprintf(n->args[n->nargs++], sizeof(n->args[0]), "%s", a);
+	}
+	va_end(ap);
+	assert_true(strlen(st->path) + 11 < sizeof(n->log));
+	snprintf(n->log, sizeof(n->log), "%.4000s.serve.log", st->path);
+	snprintf(n->out, sizeof(n->out), "%.4000s.serve.out", st->path);
+	for (int i = 0; i < MAX_NODES; i++)
+		if (!g_nodes[i]) {
+			g_nodes[i] = n;
+			return;
+		}
+	fail_msg("too many nodes");
+}
+
+#define NODE_INIT(n, st, ...) node_init((n), (st), __VA_ARGS__, (const char *)NULL)
+
+static void node_start(node *n)
+{
+	const char *argv[MAX_NODE_ARGS + 8];
+	int k = 0, status;
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+
+	assert_int_equal(n->pid, 0);
+	argv[k++] = g_bin;
+	argv[k++] = "--db";
+	argv[k++] = n->st->path;
+	argv[k++] = "serve";
+	for (int i = 0; i < n->nargs; i++)
+		argv[k++] = n->args[i];
+	argv[k] = NULL;
+	n->pid = spawn(argv, n->out, n->log, 1);
+	for (;;) {
+		char *out = slurp(n->out);
+		char *nl = strchr(out, '\n');
+		if (nl) {
+			*nl = '\0';
+			if (strncmp(out, "listening on ", 13) != 0) {
+				print_error("lim serve printed '%.200s'\n", out);
+				free(out);
+				fail_msg("lim serve did not print 'listening on HOST:PORT'");
+			}
+			snprintf(n->addr, sizeof(n->addr), "%s", out + 13);
+			assert_true(strncmp(n->addr, "127.0.0.1:", 10) == 0);
+			assert_true(atoi(n->addr + 10) > 0);
+			free(out);
+			return;
+		}
+		free(out);
+		if (wait_child(n->pid, mono_ms(), &status) == 0) {
+			char *log = slurp(n->log);
+			n->pid = 0;
+			print_error("--- log:\n%.3000s\n", log);
+			free(log);
+			fail_msg("lim serve exited %d before listening", exit_code(status));
+		}
+		if (mono_ms() >= deadline)
+			fail_msg("lim serve printed no address within %d ms", DEADLINE_MS);
+		sleep_ms(10);
+	}
+}
+
+/* SIGTERM: the node must exit 0. */
+static void node_stop(node *n)
+{
+	int status;
+	assert_true(n->pid > 0);
+	assert_int_equal(kill(n->pid, SIGTERM), 0);
+	if (wait_child(n->pid, mono_ms() + DEADLINE_MS, &status) < 0)
+		fail_msg("lim serve (pid %d) did not exit within %d ms of SIGTERM", (int)n->pid, DEADLINE_MS);
+	n->pid = 0;
+	if (exit_code(status) != 0) {
+		char *log = slurp(n->log);
+		print_error("--- log:\n%.3000s\n", log);
+		free(log);
+		fail_msg("lim serve exited %d on SIGTERM (wanted 0)", exit_code(status));
+	}
+}
+
+static void dump_node_logs(void)
+{
+	for (int i = 0; i < MAX_NODES; i++)
+		if (g_nodes[i]) {
+			char *log = slurp(g_nodes[i]->log);
+			size_t n = strlen(log);
+			print_error("--- log of %s (last 4000 bytes):\n%s\n", g_nodes[i]->log, n > 4000 ? log + n - 4000 : log);
+			free(log);
+		}
+}
+
+/* ------------------------------------------------------------ status JSON (via SQLite's JSON functions) */
+
+/* One text value from `sql` over ?1 = json, ?2 = arg (NULL if no row or SQL NULL). */
+static char *json_query(const char *json, const char *sql, const char *arg)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	char *res = NULL;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	sqlite3_bind_text(q, 1, json, -1, SQLITE_STATIC);
+	if (arg)
+		sqlite3_bind_text(q, 2, arg, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL)
+		res = strdup((const char *)sqlite3_column_text(q, 0));
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return res;
+}
+
+static int json_int(const char *json, const char *sql, const char *arg)
+{
+	char *s = json_query(json, sql, arg);
+	int v = s ? atoi(s) : -1;
+	free(s);
+	return v;
+}
+
+static const char SQL_CONNECTED_WITH_ID[] =
+	"SELECT count(*) FROM json_each(?1, '$.peers') "
+	"WHERE json_extract(value, '$.id') = ?2 AND json_extract(value, '$.connected') = 1";
+static const char SQL_ANY_WITH_ID[] =
+	"SELECT count(*) FROM json_each(?1, '$.peers') WHERE json_extract(value, '$.id') = ?2";
+static const char SQL_DIRECTION_OF[] =
+	"SELECT json_extract(value, '$.direction') FROM json_each(?1, '$.peers') "
+	"WHERE json_extract(value, '$.id') = ?2 AND json_extract(value, '$.connected') = 1";
+static const char SQL_ADDRESS_OF[] =
+	"SELECT json_extract(value, '$.address') FROM json_each(?1, '$.peers') "
+	"WHERE json_extract(value, '$.id') = ?2 AND json_extract(value, '$.connected') = 1";
+
+/* `lim --db probe status --node addr`; checks it is a JSON object and returns it. */
+static char *status_of(const store *probe, const char *addr)
+{
+	char *out = LIM_OK("--db", probe->path, "status", "--node", addr);
+	chomp(out);
+	if (json_int(out, "SELECT json_valid(?1) AND json_type(?1) = 'object'", NULL) != 1) {
+		print_error("lim status printed: %.2000s\n", out);
+		free(out);
+		fail_msg("lim status printed something that is not a JSON object");
+	}
+	return out;
+}
+
+/* Poll the node's status until a connected peer with `id` shows up. */
+static char *wait_status_peer(const store *probe, const char *addr, const char *id)
+{
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+	for (;;) {
+		char *js = status_of(probe, addr);
+		if (json_int(js, SQL_CONNECTED_WITH_ID, id) == 1)
+			return js;
+		if (mono_ms() >= deadline) {
+			print_error("last status: %.3000s\n", js);
+			free(js);
+			fail_msg("node %s never listed peer %s as connected", addr, id);
+		}
+		free(js);
+		sleep_ms(POLL_MS);
+	}
+}
+
+/* ------------------------------------------------------------ raw protocol client */
+
+#define MAX_FDS 64
+static int g_fds[MAX_FDS];
+
+typedef struct {
+	int fd;
+	char *buf;
+	size_t len, cap, consumed; /* buf[0..consumed) is the line handed out last */
+	unsigned char pk[LIM_ID_BYTES], sk[LIM_SECRET_KEY_BYTES];
+	unsigned char netkey[LIM_NETWORK_KEY_BYTES];
+	char idhex[2 * LIM_ID_BYTES + 1];
+	char hello[256];        /* our HELLO line, without LF */
+	char server_hello[256]; /* the node's HELLO line, without LF */
+	unsigned char server_id[LIM_ID_BYTES];
+	unsigned char transcript[LIM_HASH_BYTES];
+	char auth[256]; /* our AUTH line, without LF */
+} raw;
+
+static void raw_identity(raw *r, const char *netkey_hex)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = -1;
+	crypto_sign_keypair(r->pk, r->sk);
+	hex(r->idhex, r->pk, LIM_ID_BYTES);
+	assert_int_equal(sodium_hex2bin(r->netkey, sizeof(r->netkey), netkey_hex, strlen(netkey_hex), NULL, NULL, NULL), 0);
+}
+
+/* Raw clients of a test live here (not on the test's stack), so the
+ * teardown can release them after a failed assertion. */
+#define MAX_RAWS 4
+static raw g_raws[MAX_RAWS];
+static int g_nraws;
+
+static raw *raw_new(const char *netkey_hex)
+{
+	assert_true(g_nraws < MAX_RAWS);
+	raw *r = &g_raws[g_nraws++];
+	raw_identity(r, netkey_hex);
+	return r;
+}
+
+static void raw_connect(raw *r, const char *addr)
+{
+	struct sockaddr_in sa;
+	const char *colon = strrchr(addr, ':');
+	char host[64];
+	assert_non_null(colon);
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(colon + 1));
+	assert_int_equal(inet_pton(AF_INET, host, &sa.sin_addr), 1);
+	r->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(r->fd >= 0);
+	for (int i = 0; i < MAX_FDS; i++)
+		if (g_fds[i] < 0) {
+			g_fds[i] = r->fd;
+			break;
+		}
+	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		fail_msg("connect %s: %s", addr, strerror(errno));
+	r->len = r->consumed = 0;
+}
+
+static void raw_close(raw *r)
+{
+	if (r->fd < 0)
+		return;
+	for (int i = 0; i < MAX_FDS; i++)
+		if (g_fds[i] == r->fd)
+			g_fds[i] = -1;
+	close(r->fd);
+	r->fd = -1;
+}
+
+static void raw_dispose(raw *r)
+{
+	raw_close(r);
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->len = r->consumed = 0;
+}
+
+/* Send everything; 0 or -errno (the node may already have closed). */
+static int raw_send(raw *r, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = send(r->fd, c, n, MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void raw_sendf(raw *r, const char *fmt, ...) LIM_PRINTF(2, 3);
+static void raw_sendf(raw *r, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && (size_t)n < sizeof(line));
+	int rc = raw_send(r, line, (size_t)n);
+	if (rc < 0)
+		fail_msg("send '%.60s': %s", line, strerror(-rc));
+}
+
+enum { LINE_OK = 1, LINE_EOF = 0, LINE_TIMEOUT = -1, LINE_ERROR = -2 };
+
+/*
+ * Next line from the node (LF replaced by NUL; valid until the next call).
+ * Does not use cmocka asserts, so the keeper thread can call it.
+ */
+static int raw_line(raw *r, char **line, size_t *n, int timeout_ms)
+{
+	int64_t deadline = mono_ms() + timeout_ms;
+	if (r->consumed) {
+		memmove(r->buf, r->buf + r->consumed, r->len - r->consumed);
+		r->len -= r->consumed;
+		r->consumed = 0;
+	}
+	for (;;) {
+		char *nl = r->len ? memchr(r->buf, '\n', r->len) : NULL;
+		if (nl) {
+			*nl = '\0';
+			*line = r->buf;
+			*n = (size_t)(nl - r->buf);
+			r->consumed = *n + 1;
+			return LINE_OK;
+		}
+		int64_t left = deadline - mono_ms();
+		if (left <= 0)
+			return LINE_TIMEOUT;
+		struct pollfd p = { r->fd, POLLIN, 0 };
+		int pr = poll(&p, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0)
+			return LINE_ERROR;
+		if (pr == 0)
+			continue;
+		if (r->cap - r->len < 65536) {
+			size_t cap = r->cap ? 2 * r->cap : 131072;
+			char *g = realloc(r->buf, cap);
+			if (!g)
+				return LINE_ERROR;
+			r->buf = g;
+			r->cap = cap;
+		}
+		ssize_t got = recv(r->fd, r->buf + r->len, r->cap - r->len, 0);
+		if (got == 0)
+			return LINE_EOF;
+		if (got < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			return LINE_ERROR;
+		}
+		r->len += (size_t)got;
+	}
+}
+
+/* Next line, which must come before the deadline. */
+static char *raw_need_line(raw *r, size_t *n)
+{
+	char *line;
+	size_t len;
+	int rc = raw_line(r, &line, &len, DEADLINE_MS);
+	if (rc == LINE_EOF)
+		fail_msg("the node closed the connection unexpectedly");
+	if (rc == LINE_TIMEOUT)
+		fail_msg("no line from the node within %d ms", DEADLINE_MS);
+	if (rc != LINE_OK)
+		fail_msg("reading from the node: %s", strerror(errno));
+	if (n)
+		*n = len;
+	return line;
+}
+
+/* Next message other than PING (answered) / PONG, parsed. */
+static char *raw_msg(raw *r, lim_msg *m)
+{
+	for (;;) {
+		size_t n;
+		int perr;
+		char *line = raw_need_line(r, &n);
+		if (lim_msg__parse(m, line, n, &perr) != 0)
+			fail_msg("the node sent a malformed line (ERR %d): %.200s", perr, line);
+		if (m->type == LIM_MSG_PING) {
+			raw_sendf(r, "PONG %.*s\n", (int)m->arg.n, m->arg.p);
+			continue;
+		}
+		if (m->type == LIM_MSG_PONG)
+			continue;
+		return line;
+	}
+}
+
+static void raw_send_hello_v(raw *r, unsigned version)
+{
+	unsigned char nonce[LIM_NONCE_BYTES];
+	char nh[2 * LIM_NONCE_BYTES + 1];
+	randombytes_buf(nonce, sizeof(nonce));
+	if (version == LIM_PROTOCOL_VERSION) {
+		lim_sb sb = LIM_SB_INIT;
+		lim_msg__hello(&sb, r->pk, nonce);
+		assert_true(sb.len > 1 && sb.len < sizeof(r->hello) && sb.ptr[sb.len - 1] == '\n');
+		snprintf(r->hello, sizeof(r->hello), "%.*s", (int)sb.len - 1, sb.ptr);
+		lim_sb__free(&sb);
+	} else {
+		hex(nh, nonce, sizeof(nonce));
+		snprintf(r->hello, sizeof(r->hello), "HELLO %u %s %s", version, r->idhex, nh);
+	}
+	raw_sendf(r, "%s\n", r->hello);
+}
+
+static void raw_send_hello(raw *r)
+{
+	raw_send_hello_v(r, LIM_PROTOCOL_VERSION);
+}
+
+/* Read the node's HELLO (its first line) and compute the transcript. */
+static void raw_read_server_hello(raw *r)
+{
+	lim_msg m;
+	char *line = raw_msg(r, &m);
+	if (m.type != LIM_MSG_HELLO)
+		fail_msg("the node's first line is not HELLO: %.200s", line);
+	assert_int_equal(m.version, LIM_PROTOCOL_VERSION);
+	memcpy(r->server_id, m.id, LIM_ID_BYTES);
+	snprintf(r->server_hello, sizeof(r->server_hello), "%s", line);
+	lim_handshake__hash(r->transcript, r->hello, strlen(r->hello), r->server_hello, strlen(r->server_hello));
+}
+
+enum { AUTH_GOOD, AUTH_BAD_SIG, AUTH_WRONG_NETWORK };
+
+static void raw_send_auth(raw *r, int how)
+{
+	unsigned char sig[64], proof[LIM_HASH_BYTES], other[LIM_NETWORK_KEY_BYTES];
+	lim_sb sb = LIM_SB_INIT;
+	memcpy(other, r->netkey, sizeof(other));
+	if (how == AUTH_WRONG_NETWORK)
+		other[0] ^= 0x01;
+	lim_handshake__prove(sig, proof, 'C', r->transcript, r->sk, other);
+	if (how == AUTH_BAD_SIG)
+		sig[5] ^= 0x01;
+	lim_msg__auth(&sb, sig, proof);
+	assert_true(sb.len > 1 && sb.len < sizeof(r->auth));
+	snprintf(r->auth, sizeof(r->auth), "%.*s", (int)sb.len - 1, sb.ptr);
+	lim_sb__free(&sb);
+	raw_sendf(r, "%s\n", r->auth);
+}
+
+/* The node's AUTH must prove its id and our network. */
+static void raw_check_server_auth(raw *r)
+{
+	lim_msg m;
+	char *line = raw_msg(r, &m);
+	if (m.type != LIM_MSG_AUTH)
+		fail_msg("expected the node's AUTH, got: %.200s", line);
+	assert_int_equal(lim_handshake__check_sig(m.sig, 'S', r->transcript, r->server_id), 0);
+	assert_int_equal(lim_handshake__check_proof(m.proof, 'S', r->transcript, r->netkey), 0);
+}
+
+/* After our VV: read CH/END (ACKed) up to SYNCED; returns the CH count. */
+static int raw_drain_to_synced(raw *r)
+{
+	int nch = 0;
+	for (;;) {
+		lim_msg m;
+		char *line = raw_msg(r, &m);
+		if (m.type == LIM_MSG_CH)
+			nch++;
+		else if (m.type == LIM_MSG_END)
+			raw_sendf(r, "ACK %llu\n", (unsigned long long)m.count);
+		else if (m.type == LIM_MSG_SYNCED)
+			return nch;
+		else
+			fail_msg("unexpected line from the node during catch-up: %.200s", line);
+	}
+}
+
+/* A complete good handshake as a dialing client, up to the node's SYNCED. */
+static void raw_handshake(raw *r, const char *addr)
+{
+	lim_msg m;
+	char *line;
+	raw_connect(r, addr);
+	raw_send_hello(r);
+	raw_read_server_hello(r);
+	raw_send_auth(r, AUTH_GOOD);
+	raw_check_server_auth(r);
+	line = raw_msg(r, &m);
+	if (m.type != LIM_MSG_VV)
+		fail_msg("expected the node's VV after the handshake, got: %.200s", line);
+	raw_sendf(r, "VV\n");
+	raw_drain_to_synced(r);
+}
+
+/*
+ * The node must answer with ERR `code` (or `alt`, if nonzero) and close.
+ * Lines it sent before (HELLO, AUTH, VV, ...) are skipped.
+ */
+static void raw_expect_err(raw *r, int code, int alt)
+{
+	for (;;) {
+		char *line;
+		size_t n;
+		int rc = raw_line(r, &line, &n, DEADLINE_MS);
+		if (rc == LINE_EOF)
+			fail_msg("the node closed the connection without ERR %d", code);
+		if (rc == LINE_TIMEOUT)
+			fail_msg("no ERR %d from the node within %d ms", code, DEADLINE_MS);
+		if (rc != LINE_OK)
+			fail_msg("reading the node's ERR %d: %s", code, strerror(errno));
+		if (strncmp(line, "ACK ", 4) == 0)
+			fail_msg("wanted ERR %d, but the node accepted the batch: %.200s", code, line);
+		if (strncmp(line, "ERR ", 4) != 0)
+			continue; /* HELLO, AUTH, VV, catch-up, PING sent before the bad line */
+		lim_msg m;
+		int perr;
+		if (lim_msg__parse(&m, line, n, &perr) != 0 || m.type != LIM_MSG_ERR)
+			fail_msg("malformed ERR line: %.200s", line);
+		if ((int)m.count != code && !(alt && (int)m.count == alt))
+			fail_msg("wanted ERR %d%s, the node sent: %.300s", code, alt ? " (or the alternative)" : "", line);
+		assert_true(m.arg.n > 0); /* the text names what was wrong */
+		break;
+	}
+	/* ... then close: nothing but EOF follows. */
+	char *line;
+	size_t n;
+	int rc = raw_line(r, &line, &n, DEADLINE_MS);
+	if (rc == LINE_OK)
+		fail_msg("the node sent more after ERR: %.200s", line);
+	if (rc == LINE_TIMEOUT)
+		fail_msg("the node did not close the connection within %d ms after ERR", DEADLINE_MS);
+	if (rc != LINE_OK && rc != LINE_EOF)
+		fail_msg("the connection was reset instead of closed after ERR: %s", strerror(errno));
+	raw_close(r);
+}
+
+/* ------------------------------------------------------------ changes built by the test */
+
+static uint64_t hlc_now(void)
+{
+	return (uint64_t)wall_ms() << 16;
+}
+
+/* Seal a one-op change "S coll doc field s<value>" by r's identity. */
+static void make_change(lim_sb *out, unsigned char hash[LIM_HASH_BYTES], const raw *r, uint64_t seq,
+                        const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
+                        const char *field, const char *value)
+{
+	lim_change_builder b = { LIM_SB_INIT, 0 };
+	lim_value v;
+	memset(&v, 0, sizeof(v));
+	v.type = LIM_STRING;
+	v.str = value;
+	v.len = strlen(value);
+	lim_cb__begin_op(&b, LIM_OP_SET, coll, doc);
+	lim_cb__name(&b, field);
+	lim_sb__putc(&b.ops, ' ');
+	lim_value__encode(&b.ops, &v);
+	assert_int_equal(lim_change__seal(out, hash, &b, r->pk, r->sk, seq, hlc, prev), 0);
+	lim_sb__free(&b.ops);
+	/* Sanity: the bytes parse as a change. */
+	lim_change c;
+	assert_int_equal(lim_change__parse(&c, out->ptr, out->len), 0);
+	lim_change__dispose(&c);
+}
+
+/* Change one hex digit of the signature (the last 128 characters). */
+static void flip_signature(lim_sb *change)
+{
+	char *c = change->ptr + change->len - 2 * LIM_SIG_BYTES + 10;
+	*c = *c == '0' ? '1' : '0';
+	lim_change ch;
+	assert_int_equal(lim_change__parse(&ch, change->ptr, change->len), 0); /* still well formed */
+	lim_change__dispose(&ch);
+}
+
+/* ------------------------------------------------------------ keeper: a second, established connection */
+
+typedef struct {
+	raw r;
+	pthread_t th;
+	int running;
+	pthread_mutex_t mu;
+	int stop, dead;
+	char last_pong[64];
+	char dead_why[256];
+	unsigned long nch;
+	char ch_authors[8][2 * LIM_ID_BYTES + 1]; /* authors of the first CH lines seen live */
+	int nch_authors;
+} keeper;
+
+static keeper g_keeper;
+
+static void keeper_send(keeper *k, const char *line)
+{
+	pthread_mutex_lock(&k->mu);
+	if (raw_send(&k->r, line, strlen(line)) < 0 && !k->dead) {
+		k->dead = 1;
+		snprintf(k->dead_why, sizeof(k->dead_why), "send failed: %s", strerror(errno));
+	}
+	pthread_mutex_unlock(&k->mu);
+}
+
+static void *keeper_main(void *arg)
+{
+	keeper *k = arg;
+	for (;;) {
+		char *line, reply[128];
+		size_t n;
+		pthread_mutex_lock(&k->mu);
+		int stop = k->stop;
+		pthread_mutex_unlock(&k->mu);
+		if (stop)
+			break;
+		int rc = raw_line(&k->r, &line, &n, POLL_MS);
+		if (rc == LINE_TIMEOUT)
+			continue;
+		if (rc != LINE_OK) {
+			pthread_mutex_lock(&k->mu);
+			k->dead = 1;
+			snprintf(k->dead_why, sizeof(k->dead_why), "%s", rc == LINE_EOF ? "the node closed it" : "read error");
+			pthread_mutex_unlock(&k->mu);
+			break;
+		}
+		if (strncmp(line, "PING ", 5) == 0) {
+			snprintf(reply, sizeof(reply), "PONG %.64s\n", line + 5);
+			keeper_send(k, reply);
+		} else if (strncmp(line, "END ", 4) == 0) {
+			snprintf(reply, sizeof(reply), "ACK %.20s\n", line + 4);
+			keeper_send(k, reply);
+		} else if (strncmp(line, "PONG ", 5) == 0) {
+			pthread_mutex_lock(&k->mu);
+			snprintf(k->last_pong, sizeof(k->last_pong), "%s", line + 5);
+			pthread_mutex_unlock(&k->mu);
+		} else if (strncmp(line, "CH lim1 ", 8) == 0 && n > 8 + 2 * LIM_ID_BYTES) {
+			pthread_mutex_lock(&k->mu);
+			k->nch++;
+			if (k->nch_authors < 8) {
+				memcpy(k->ch_authors[k->nch_authors], line + 8, 2 * LIM_ID_BYTES);
+				k->ch_authors[k->nch_authors++][2 * LIM_ID_BYTES] = '\0';
+			}
+			pthread_mutex_unlock(&k->mu);
+		} else if (strncmp(line, "ERR ", 4) == 0 || strcmp(line, "BYE") == 0) {
+			pthread_mutex_lock(&k->mu);
+			k->dead = 1;
+			snprintf(k->dead_why, sizeof(k->dead_why), "the node sent: %.200s", line);
+			pthread_mutex_unlock(&k->mu);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static void keeper_start(keeper *k, const char *addr)
+{
+	raw_handshake(&k->r, addr);
+	pthread_mutex_init(&k->mu, NULL);
+	assert_int_equal(pthread_create(&k->th, NULL, keeper_main, k), 0);
+	k->running = 1;
+}
+
+static void keeper_stop(keeper *k)
+{
+	if (k->running) {
+		pthread_mutex_lock(&k->mu);
+		k->stop = 1;
+		pthread_mutex_unlock(&k->mu);
+		pthread_join(k->th, NULL);
+		pthread_mutex_destroy(&k->mu);
+		k->running = 0;
+	}
+	raw_dispose(&k->r);
+}
+
+/* The established connection still works: a PING gets its PONG. */
+static void keeper_check_alive(keeper *k)
+{
+	static int counter;
+	char token[32], line[64];
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+	snprintf(token, sizeof(token), "t%d", ++counter);
+	snprintf(line, sizeof(line), "PING %s\n", token);
+	keeper_send(k, line);
+	for (;;) {
+		pthread_mutex_lock(&k->mu);
+		int dead = k->dead, got = strcmp(k->last_pong, token) == 0;
+		char why[256];
+		snprintf(why, sizeof(why), "%s", k->dead_why);
+		pthread_mutex_unlock(&k->mu);
+		if (got)
+			return;
+		if (dead)
+			fail_msg("the second, established connection died: %s", why);
+		if (mono_ms() >= deadline)
+			fail_msg("the established connection got no PONG within %d ms", DEADLINE_MS);
+		sleep_ms(10);
+	}
+}
+
+static void keeper_wait_change_from(keeper *k, const char *author)
+{
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+	for (;;) {
+		int found = 0;
+		pthread_mutex_lock(&k->mu);
+		for (int i = 0; i < k->nch_authors; i++)
+			found |= strcmp(k->ch_authors[i], author) == 0;
+		int dead = k->dead;
+		pthread_mutex_unlock(&k->mu);
+		if (found)
+			return;
+		if (dead)
+			fail_msg("the established connection died before the change was relayed: %s", k->dead_why);
+		if (mono_ms() >= deadline)
+			fail_msg("the node did not relay the change of %s to the established connection", author);
+		sleep_ms(10);
+	}
+}
+
+/* ------------------------------------------------------------ fixtures */
+
+static int case_setup(void **state)
+{
+	(void)state;
+	snprintf(g_dir, sizeof(g_dir), "%.3800s/case%02d", g_root, ++g_case % 100);
+	if (mkdir(g_dir, 0700) != 0)
+		return -1;
+	memset(g_nodes, 0, sizeof(g_nodes));
+	memset(&g_keeper, 0, sizeof(g_keeper));
+	g_keeper.r.fd = -1;
+	for (int i = 0; i < MAX_FDS; i++)
+		g_fds[i] = -1;
+	g_test_done = 0;
+	return 0;
+}
+
+static int case_teardown(void **state)
+{
+	(void)state;
+	keeper_stop(&g_keeper);
+	for (int i = 0; i < g_nraws; i++)
+		raw_dispose(&g_raws[i]);
+	g_nraws = 0;
+	for (int i = 0; i < MAX_FDS; i++)
+		if (g_fds[i] >= 0) {
+			close(g_fds[i]);
+			g_fds[i] = -1;
+		}
+	kill_all_kids();
+	if (!g_test_done)
+		dump_node_logs();
+	memset(g_nodes, 0, sizeof(g_nodes));
+	return 0;
+}
+
+/* ------------------------------------------------------------ 1. line topology */
+
+static void test_sync_tcp__line_topology(void **state)
+{
+	char key[65], *out = NULL, *va, *vc;
+	store a, b, c, probe;
+	node na, nb, nc;
+	(void)state;
+
+	random_netkey(key);
+	store_new(&a, "a.db", key);
+	store_new(&b, "b.db", key);
+	store_new(&c, "c.db", key);
+	store_new(&probe, "probe.db", key);
+	const char *dbs[] = { a.path, b.path, c.path };
+
+	/* Concurrent writes to the same fields while nobody is connected. */
+	put(&a, "shared", "k", "{\"f\":\"from a\",\"only_a\":1}");
+	put(&b, "shared", "k", "{\"f\":\"from b\",\"only_b\":2}");
+	put(&c, "shared", "k", "{\"f\":\"from c\",\"only_c\":3}");
+	free(LIM_OK("--db", a.path, "incr", "shared", "k", "n", "1"));
+	free(LIM_OK("--db", b.path, "incr", "shared", "k", "n", "10"));
+	free(LIM_OK("--db", c.path, "incr", "shared", "k", "n", "100"));
+
+	NODE_INIT(&na, &a, "--listen", "127.0.0.1:0");
+	node_start(&na);
+	NODE_INIT(&nb, &b, "--listen", "127.0.0.1:0", "--peer", na.addr);
+	node_start(&nb);
+	NODE_INIT(&nc, &c, "--listen", "127.0.0.1:0", "--peer", nb.addr);
+	node_start(&nc);
+
+	/* Different documents, written while the nodes run (live push). */
+	put(&a, "docs", "a1", "{\"x\":\"a\"}");
+	put(&b, "docs", "b1", "{\"x\":\"b\"}");
+	put(&c, "docs", "c1", "{\"x\":\"c\"}");
+	put(&c, "shared", "k", "{\"g\":\"c again\"}");
+
+	wait_converged(dbs, 3, "line A-B-C");
+	for (int i = 0; i < 3; i++) {
+		char *f;
+		assert_int_equal(get(dbs[i], "shared", "k", "n", &f), 0);
+		assert_string_equal(f, "111");
+		free(f);
+		assert_int_equal(get(dbs[i], "docs", "a1", "x", &f), 0);
+		free(f);
+		assert_int_equal(get(dbs[i], "docs", "c1", "x", &f), 0);
+		free(f);
+	}
+	/* One LWW winner everywhere. */
+	assert_int_equal(get(a.path, "shared", "k", "f", &va), 0);
+	assert_int_equal(get(c.path, "shared", "k", "f", &vc), 0);
+	assert_string_equal(va, vc);
+	free(va);
+	free(vc);
+
+	/* Relay: a write on C reaches A, which never talks to C. */
+	put(&c, "relay", "r1", "{\"hop\":\"c to a\"}");
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+	while (get(a.path, "relay", "r1", "hop", &out) != 0) {
+		free(out);
+		out = NULL;
+		if (mono_ms() >= deadline)
+			fail_msg("a write on C did not reach A through B within %d ms", DEADLINE_MS);
+		sleep_ms(POLL_MS);
+	}
+	assert_string_equal(out, "\"c to a\"");
+	free(out);
+	wait_converged(dbs, 3, "line A-B-C after the relayed write");
+
+	/* A and C never connected: A's peer table knows B but not C. */
+	char *js = wait_status_peer(&probe, na.addr, b.id);
+	assert_int_equal(json_int(js, SQL_ANY_WITH_ID, c.id), 0);
+	free(js);
+	js = wait_status_peer(&probe, nc.addr, b.id);
+	assert_int_equal(json_int(js, SQL_ANY_WITH_ID, a.id), 0);
+	free(js);
+
+	for (int i = 0; i < 3; i++)
+		expect_verify_ok(dbs[i]);
+	node_stop(&nc);
+	node_stop(&nb);
+	node_stop(&na);
+	g_test_done = 1;
+}
+
+/* ------------------------------------------------------------ 2. partition and heal */
+
+static void test_sync_tcp__partition_heal(void **state)
+{
+	char key[65], bport[80], *out;
+	store a, b, c;
+	node na, nb, nc, tmp;
+	(void)state;
+
+	random_netkey(key);
+	store_new(&a, "a.db", key);
+	store_new(&b, "b.db", key);
+	store_new(&c, "c.db", key);
+	const char *dbs[] = { a.path, b.path, c.path };
+
+	NODE_INIT(&na, &a, "--listen", "127.0.0.1:0");
+	node_start(&na);
+	/* B needs a fixed address so that C can find it again after the
+	 * restart: learn a free port from a first, short-lived run. */
+	NODE_INIT(&tmp, &b, "--listen", "127.0.0.1:0");
+	node_start(&tmp);
+	snprintf(bport, sizeof(bport), "%s", tmp.addr);
+	node_stop(&tmp);
+	NODE_INIT(&nb, &b, "--listen", bport, "--peer", na.addr);
+	node_start(&nb);
+	NODE_INIT(&nc, &c, "--listen", "127.0.0.1:0", "--peer", nb.addr);
+	node_start(&nc);
+
+	put(&a, "docs", "a0", "{\"v\":0}");
+	put(&b, "docs", "b0", "{\"v\":0}");
+	put(&c, "docs", "c0", "{\"v\":0}");
+	wait_converged(dbs, 3, "before the partition");
+
+	/* Partition: B goes away (SIGTERM, exit 0); A and C write. */
+	node_stop(&nb);
+	put(&a, "docs", "a1", "{\"v\":1}");
+	put(&c, "docs", "c1", "{\"v\":1}");
+	put(&a, "shared", "k", "{\"f\":\"a during the partition\"}");
+	put(&c, "shared", "k", "{\"f\":\"c during the partition\"}");
+	free(LIM_OK("--db", a.path, "incr", "shared", "k", "n", "2"));
+	free(LIM_OK("--db", c.path, "incr", "shared", "k", "n", "3"));
+	/* Nothing can carry C's write to A now. */
+	assert_int_equal(get(a.path, "docs", "c1", NULL, NULL), 1);
+	assert_int_equal(get(c.path, "docs", "a1", NULL, NULL), 1);
+
+	/* Heal: B again, with the same arguments. */
+	node_start(&nb);
+	assert_string_equal(nb.addr, bport);
+	wait_converged(dbs, 3, "after the heal");
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(get(dbs[i], "shared", "k", "n", &out), 0);
+		assert_string_equal(out, "5");
+		free(out);
+		assert_int_equal(get(dbs[i], "docs", "a1", NULL, NULL), 0);
+		assert_int_equal(get(dbs[i], "docs", "c1", NULL, NULL), 0);
+	}
+	node_stop(&nc);
+	node_stop(&nb);
+	node_stop(&na);
+	for (int i = 0; i < 3; i++)
+		expect_verify_ok(dbs[i]);
+	g_test_done = 1;
+}
+
+/* ------------------------------------------------------------ 3. one-shot `lim sync` */
+
+static void test_sync_tcp__sync_once(void **state)
+{
+	char key[65], da[65], df[65], dw[65];
+	char *va, *vf, *vw, *out;
+	store a, f, w;
+	node na;
+	run r;
+	(void)state;
+
+	random_netkey(key);
+	store_new(&a, "a.db", key);
+	store_new(&f, "fresh.db", key);
+	store_new(&w, "writer.db", key);
+	put(&a, "docs", "a1", "{\"x\":1,\"y\":\"a\"}");
+	put(&a, "shared", "k", "{\"f\":\"a\"}");
+	put(&w, "docs", "w1", "{\"x\":2}");
+	put(&w, "shared", "k", "{\"f\":\"w\"}");
+	free(LIM_OK("--db", w.path, "sadd", "shared", "k", "tags", "\"red\""));
+
+	NODE_INIT(&na, &a, "--listen", "127.0.0.1:0");
+	node_start(&na);
+
+	/* A fresh store pulls everything. */
+	LIM(&r, "--db", f.path, "sync", na.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	assert_non_null(strstr(r.out, "synced with"));
+	run_free(&r);
+	digest_of(a.path, da);
+	digest_of(f.path, df);
+	assert_string_equal(da, df);
+	va = vv_of(a.path);
+	vf = vv_of(f.path);
+	assert_string_equal(va, vf);
+	free(va);
+	free(vf);
+
+	/* A store with writes of its own pushes and pulls. */
+	LIM(&r, "--db", w.path, "sync", na.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	run_free(&r);
+	digest_of(a.path, da);
+	digest_of(w.path, dw);
+	assert_string_equal(da, dw);
+	va = vv_of(a.path);
+	vw = vv_of(w.path);
+	assert_string_equal(va, vw);
+	free(va);
+	free(vw);
+	assert_int_equal(get(a.path, "docs", "w1", "x", &out), 0);
+	assert_string_equal(out, "2");
+	free(out);
+	assert_int_equal(get(w.path, "docs", "a1", "y", &out), 0);
+	assert_string_equal(out, "\"a\"");
+	free(out);
+
+	/* Again: nothing left to move, still exit 0. */
+	LIM(&r, "--db", w.path, "sync", na.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	assert_non_null(strstr(r.out, "received 0 changes, sent 0"));
+	run_free(&r);
+
+	node_stop(&na);
+	expect_verify_ok(a.path);
+	expect_verify_ok(f.path);
+	expect_verify_ok(w.path);
+	g_test_done = 1;
+}
+
+/* ------------------------------------------------------------ 4. `lim status --node` */
+
+static void test_sync_tcp__status(void **state)
+{
+	char key[65], *js, *s;
+	store a, b, probe;
+	node na, nb;
+	(void)state;
+
+	random_netkey(key);
+	store_new(&a, "a.db", key);
+	store_new(&b, "b.db", key);
+	store_new(&probe, "probe.db", key);
+	NODE_INIT(&na, &a, "--listen", "127.0.0.1:0");
+	node_start(&na);
+	NODE_INIT(&nb, &b, "--listen", "127.0.0.1:0", "--peer", na.addr);
+	node_start(&nb);
+	/* A status probe is read-only in both directions. */
+	char probe_before[65], probe_after[65];
+	free(LIM_OK("--db", probe.path, "put", "probe", "only", "{\"mine\":true}"));
+	free(LIM_OK("--db", a.path, "put", "node", "only", "{\"theirs\":true}"));
+	digest_of(probe.path, probe_before);
+
+	/* A names B (inbound), and itself. */
+	js = wait_status_peer(&probe, na.addr, b.id);
+	s = json_query(js, "SELECT json_extract(?1, '$.id')", NULL);
+	assert_non_null(s);
+	assert_string_equal(s, a.id);
+	free(s);
+	s = json_query(js, "SELECT json_extract(?1, '$.listen')", NULL);
+	assert_non_null(s);
+	assert_string_equal(s, na.addr);
+	free(s);
+	s = json_query(js, SQL_DIRECTION_OF, b.id);
+	assert_non_null(s);
+	assert_string_equal(s, "in");
+	free(s);
+	free(js);
+
+	/* B names A (outbound, at the address it dials). */
+	js = wait_status_peer(&probe, nb.addr, a.id);
+	s = json_query(js, SQL_DIRECTION_OF, a.id);
+	assert_non_null(s);
+	assert_string_equal(s, "out");
+	free(s);
+	s = json_query(js, SQL_ADDRESS_OF, a.id);
+	assert_non_null(s);
+	assert_string_equal(s, na.addr);
+	free(s);
+	free(js);
+
+	digest_of(probe.path, probe_after);
+	assert_string_equal(probe_before, probe_after);
+	assert_int_equal(get(a.path, "probe", "only", NULL, NULL), 1);
+	assert_int_equal(get(b.path, "probe", "only", NULL, NULL), 1);
+
+	node_stop(&nb);
+	node_stop(&na);
+	g_test_done = 1;
+}
+
+/* ------------------------------------------------------------ 5. rejections against a live node */
+
+typedef struct {
+	char key[65];
+	store n;     /* the node's store */
+	store fresh; /* a good client for `lim sync` afterwards */
+	node node;
+	char digest[65];
+	char *vv;
+} rj;
+
+static rj g_rj;
+
+enum { RJ_PLAIN = 0, RJ_ALLOW = 1, RJ_SHORT_IDLE = 2 };
+
+/*
+ * A node with some data, a second connection established and kept alive by
+ * the keeper thread, and the store's digest and vv before the bad client.
+ */
+static rj *rj_setup(int flags)
+{
+	rj *t = &g_rj;
+	memset(t, 0, sizeof(*t));
+	random_netkey(t->key);
+	store_new(&t->n, "node.db", t->key);
+	store_new(&t->fresh, "fresh.db", t->key);
+	put(&t->n, "docs", "d1", "{\"x\":1,\"s\":\"one\"}");
+	free(LIM_OK("--db", t->n.path, "incr", "docs", "d1", "n", "7"));
+	raw_identity(&g_keeper.r, t->key);
+	if (flags & RJ_ALLOW)
+		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--allow", g_keeper.r.idhex, "--allow", t->fresh.id);
+	else if (flags & RJ_SHORT_IDLE)
+		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--idle-timeout", "1000");
+	else
+		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0");
+	node_start(&t->node);
+	keeper_start(&g_keeper, t->node.addr);
+	digest_of(t->n.path, t->digest);
+	t->vv = vv_of(t->n.path);
+	return t;
+}
+
+/* The node's store is as it was, and the node still serves good clients. */
+static void rj_check_unchanged_and_serving(rj *t)
+{
+	char d[65], df[65], *v;
+	run r;
+	digest_of(t->n.path, d);
+	v = vv_of(t->n.path);
+	assert_string_equal(d, t->digest);
+	assert_string_equal(v, t->vv);
+	free(v);
+	keeper_check_alive(&g_keeper);
+	LIM(&r, "--db", t->fresh.path, "sync", t->node.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	run_free(&r);
+	digest_of(t->fresh.path, df);
+	assert_string_equal(df, t->digest);
+	keeper_check_alive(&g_keeper);
+}
+
+static void rj_done(rj *t)
+{
+	node_stop(&t->node);
+	expect_verify_ok(t->n.path);
+	free(t->vv);
+	t->vv = NULL;
+	g_test_done = 1;
+}
+
+static int rj_teardown(void **state)
+{
+	free(g_rj.vv);
+	g_rj.vv = NULL;
+	return case_teardown(state);
+}
+
+/* (a) a first line that is not a message */
+static void test_sync_tcp__reject_garbage_first_line(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	raw_sendf(c, "GET / HTTP/1.1\n");
+	raw_expect_err(c, LIM_PERR_STATE, LIM_PERR_MALFORMED);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (b) an unknown message after a valid handshake */
+static void test_sync_tcp__reject_unknown_message(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_handshake(c, t->node.addr);
+	raw_sendf(c, "FROB 1 2 3\n");
+	raw_expect_err(c, LIM_PERR_MALFORMED, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (c) HELLO with a protocol version the node does not speak */
+static void test_sync_tcp__reject_version(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	raw_send_hello_v(c, 2);
+	raw_expect_err(c, LIM_PERR_VERSION, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (d) data before the handshake */
+static void test_sync_tcp__reject_data_before_handshake(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	raw_sendf(c, "VV %s:1\n", c->idhex);
+	raw_expect_err(c, LIM_PERR_STATE, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (e) a second HELLO after authentication */
+static void test_sync_tcp__reject_second_hello(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_handshake(c, t->node.addr);
+	raw_sendf(c, "%s\n", c->hello);
+	raw_expect_err(c, LIM_PERR_STATE, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (f) AUTH whose signature does not verify */
+static void test_sync_tcp__reject_bad_auth_signature(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	raw_send_hello(c);
+	raw_read_server_hello(c);
+	raw_send_auth(c, AUTH_BAD_SIG);
+	raw_expect_err(c, LIM_PERR_AUTH, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (g) a valid identity proving another network key */
+static void test_sync_tcp__reject_wrong_network(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	raw_send_hello(c);
+	raw_read_server_hello(c);
+	raw_send_auth(c, AUTH_WRONG_NETWORK);
+	raw_expect_err(c, LIM_PERR_NETWORK, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (h) a peer id that is not on the node's --allow list */
+static void test_sync_tcp__reject_not_allowed(void **state)
+{
+	rj *t = rj_setup(RJ_ALLOW);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	raw_send_hello(c);
+	raw_expect_err(c, LIM_PERR_FORBIDDEN, 0);
+	raw_dispose(c);
+	/* The same id with a complete, correct handshake is refused too. */
+	raw_connect(c, t->node.addr);
+	raw_send_hello(c);
+	raw_read_server_hello(c);
+	raw_expect_err(c, LIM_PERR_FORBIDDEN, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t); /* the keeper and `fresh` are allowed */
+	rj_done(t);
+}
+
+/* (i) a recorded good handshake replayed on a new connection */
+static void test_sync_tcp__reject_replayed_handshake(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	char hello[256], auth[256];
+	(void)state;
+	c = raw_new(t->key);
+	raw_handshake(c, t->node.addr);
+	snprintf(hello, sizeof(hello), "%s", c->hello);
+	snprintf(auth, sizeof(auth), "%s", c->auth);
+	raw_sendf(c, "BYE\n");
+	raw_close(c);
+
+	raw_connect(c, t->node.addr);
+	raw_sendf(c, "%s\n", hello);
+	raw_need_line(c, NULL); /* the node's HELLO, with a fresh nonce */
+	raw_sendf(c, "%s\n", auth);
+	raw_expect_err(c, LIM_PERR_AUTH, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (j) a line one byte over the limit, without LF */
+static void test_sync_tcp__reject_line_too_long(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	size_t n = (size_t)LIM_MAX_LINE_BYTES + 1;
+	char *big = malloc(n);
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'A', n);
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	int rc = raw_send(c, big, n);
+	free(big);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		fail_msg("sending the long line: %s", strerror(-rc));
+	raw_expect_err(c, LIM_PERR_TOO_LARGE, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (k) a line that never completes: closed after the idle timeout */
+static void test_sync_tcp__reject_idle_timeout(void **state)
+{
+	rj *t = rj_setup(RJ_SHORT_IDLE); /* lim serve --idle-timeout 1000 */
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_connect(c, t->node.addr);
+	raw_sendf(c, "HELLO 1 ");
+	raw_expect_err(c, LIM_PERR_TIMEOUT, 0);
+	raw_dispose(c);
+	/* The keeper outlived the idle timeout: keep-alive works. */
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* (l) a batch with a change whose signature was altered */
+static void test_sync_tcp__reject_bad_change_signature(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb ch = LIM_SB_INIT;
+	unsigned char h1[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	(void)state;
+	c = raw_new(t->key);
+	make_change(&ch, h1, c, 1, zero, hlc_now(), "docs", "evil", "x", "forged");
+	flip_signature(&ch);
+	raw_handshake(c, t->node.addr);
+	raw_sendf(c, "CH %s\nEND 1\n", ch.ptr);
+	lim_sb__free(&ch);
+	raw_expect_err(c, LIM_PERR_REJECTED, 0);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	assert_int_equal(get(t->n.path, "docs", "evil", NULL, NULL), 1);
+	rj_done(t);
+}
+
+/*
+ * (l') inside a run of one author's consecutive changes, seq 1 carries
+ * garbled signature bytes and seq 2 is valid and names seq 1's hash. By
+ * PROTOCOL.md 9.4/14.3 only the run's last signature is verified: the hash
+ * chain makes seq 1's body authentic, so the batch is applied. What must
+ * hold: the garbled bytes never break a link further on (a node never ends
+ * a batch on them), and `lim verify` reports them.
+ */
+static void test_sync_tcp__garbled_signature_inside_a_run(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb c1 = LIM_SB_INIT, c2 = LIM_SB_INIT;
+	unsigned char h1[LIM_HASH_BYTES], h2[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	uint64_t hlc = hlc_now();
+	char *out, d[65], df[65];
+	lim_msg m;
+	run r;
+	(void)state;
+	c = raw_new(t->key);
+	make_change(&c1, h1, c, 1, zero, hlc, "docs", "evil", "x", "first");
+	make_change(&c2, h2, c, 2, h1, hlc + 1, "docs", "evil", "y", "second");
+	flip_signature(&c1);
+	raw_handshake(c, t->node.addr);
+	raw_sendf(c, "CH %s\nCH %s\nEND 2\n", c1.ptr, c2.ptr);
+	lim_sb__free(&c1);
+	lim_sb__free(&c2);
+	char *line = raw_msg(c, &m);
+	if (m.type != LIM_MSG_ACK || m.count != 2)
+		fail_msg("wanted ACK 2 (the chain authenticates seq 1), got: %.300s", line);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	assert_int_equal(get(t->n.path, "docs", "evil", "x", &out), 0);
+	assert_string_equal(out, "\"first\"");
+	free(out);
+
+	/* A store syncing from the node gets both changes: the node never ends
+	 * a batch on the garbled signature, so the link keeps working. */
+	LIM(&r, "--db", t->fresh.path, "sync", t->node.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	run_free(&r);
+	digest_of(t->n.path, d);
+	digest_of(t->fresh.path, df);
+	assert_string_equal(d, df);
+
+	/* The garbled bytes are reported, not hidden (so no rj_done, which
+	 * requires a clean verify). */
+	node_stop(&t->node);
+	LIM(&r, "--db", t->n.path, "verify");
+	assert_int_equal(r.status, 4);
+	assert_non_null(strstr(r.err, "signature does not verify"));
+	run_free(&r);
+	free(t->vv);
+	t->vv = NULL;
+	g_test_done = 1;
+}
+
+/* (m) positive control: a valid change signed by the client's own identity */
+static void test_sync_tcp__accept_own_signed_change(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb ch = LIM_SB_INIT;
+	unsigned char h1[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	char *out, *v, d[65], df[65], want[128];
+	lim_msg m;
+	run r;
+	(void)state;
+	c = raw_new(t->key);
+	make_change(&ch, h1, c, 1, zero, hlc_now(), "docs", "mine", "x", "hello");
+	raw_handshake(c, t->node.addr);
+	raw_sendf(c, "CH %s\nEND 1\n", ch.ptr);
+	lim_sb__free(&ch);
+	char *line = raw_msg(c, &m);
+	if (m.type != LIM_MSG_ACK || m.count != 1)
+		fail_msg("wanted ACK 1 for a valid change, got: %.300s", line);
+
+	/* Applied: in the store, relayed to the other connection. */
+	assert_int_equal(get(t->n.path, "docs", "mine", "x", &out), 0);
+	assert_string_equal(out, "\"hello\"");
+	free(out);
+	v = vv_of(t->n.path);
+	snprintf(want, sizeof(want), "%s 1\n", c->idhex);
+	assert_non_null(strstr(v, want));
+	free(v);
+	keeper_wait_change_from(&g_keeper, c->idhex);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+
+	keeper_check_alive(&g_keeper);
+	LIM(&r, "--db", t->fresh.path, "sync", t->node.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	run_free(&r);
+	digest_of(t->n.path, d);
+	digest_of(t->fresh.path, df);
+	assert_string_equal(d, df);
+	assert_int_equal(get(t->fresh.path, "docs", "mine", "x", NULL), 0);
+	rj_done(t);
+}
+
+/* ------------------------------------------------------------ main */
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+#define CASE(f) cmocka_unit_test_setup_teardown(f, case_setup, case_teardown)
+#define RJ_CASE(f) cmocka_unit_test_setup_teardown(f, case_setup, rj_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		CASE(test_sync_tcp__line_topology),
+		CASE(test_sync_tcp__partition_heal),
+		CASE(test_sync_tcp__sync_once),
+		CASE(test_sync_tcp__status),
+		RJ_CASE(test_sync_tcp__reject_garbage_first_line),
+		RJ_CASE(test_sync_tcp__reject_unknown_message),
+		RJ_CASE(test_sync_tcp__reject_version),
+		RJ_CASE(test_sync_tcp__reject_data_before_handshake),
+		RJ_CASE(test_sync_tcp__reject_second_hello),
+		RJ_CASE(test_sync_tcp__reject_bad_auth_signature),
+		RJ_CASE(test_sync_tcp__reject_wrong_network),
+		RJ_CASE(test_sync_tcp__reject_not_allowed),
+		RJ_CASE(test_sync_tcp__reject_replayed_handshake),
+		RJ_CASE(test_sync_tcp__reject_line_too_long),
+		RJ_CASE(test_sync_tcp__reject_idle_timeout),
+		RJ_CASE(test_sync_tcp__reject_bad_change_signature),
+		RJ_CASE(test_sync_tcp__garbled_signature_inside_a_run),
+		RJ_CASE(test_sync_tcp__accept_own_signed_change),
+	};
+	char cwd[PATH_MAX];
+	int failed;
+
+	g_bin = getenv("LIM_BIN");
+	if (!g_bin || !*g_bin || access(g_bin, X_OK) != 0) {
+		fprintf(stderr, "test_sync_tcp: LIM_BIN must name the built lim executable (got %s)\n",
+		        g_bin && *g_bin ? g_bin : "nothing");
+		return 1;
+	}
+	if (g_bin[0] != '/') {
+		static char abs_bin[PATH_MAX * 2];
+		if (!getcwd(cwd, sizeof(cwd)))
+			return 1;
+		snprintf(abs_bin, sizeof(abs_bin), "%s/%s", cwd, g_bin);
+		g_bin = abs_bin;
+	}
+	if (sodium_init() < 0)
+		return 1;
+	signal(SIGPIPE, SIG_IGN);
+	snprintf(g_root, sizeof(g_root), "/tmp/lim-test-sync-tcp-XXXXXX");
+	if (!mkdtemp(g_root)) {
+		perror("test_sync_tcp: mkdtemp");
+		return 1;
+	}
+	failed = cmocka_run_group_tests_name("sync_tcp", tests, NULL, NULL);
+	if (failed == 0)
+		nftw(g_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	else
+		fprintf(stderr, "test_sync_tcp: files kept in %s\n", g_root);
+	return failed ? 1 : 0;
+}
