@@ -1,0 +1,350 @@
+package indieclient_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha512"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	lp "liblim.test/indieclient/limproto"
+)
+
+// probeConn is an authenticated client connection driven line by line.
+type probeConn struct {
+	t *testing.T
+	s *lp.Session
+}
+
+func dialProbe(t *testing.T, addr string, nk [32]byte, sendVV bool) *probeConn {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lp.NewSession(conn, lp.Config{Role: lp.RoleClient, Priv: newKey(t), NetworkKey: nk})
+	if err := s.Authenticate(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if sendVV {
+		s.Send("VV")
+	}
+	return &probeConn{t, s}
+}
+
+// dialCaughtUp authenticates and answers the node's VV with the same vector,
+// so that the node has nothing to send.
+func dialCaughtUp(t *testing.T, addr string, nk [32]byte) *probeConn {
+	p := dialProbe(t, addr, nk, false)
+	l, err := p.s.ReadLine(time.Now().Add(2 * time.Second))
+	if err != nil || !strings.HasPrefix(l, "VV") {
+		t.Fatalf("expected the node's VV: %q %v", l, err)
+	}
+	p.s.Send(l)
+	if l, seen := p.expect("SYNCED", 2*time.Second); l == "" {
+		t.Fatalf("no SYNCED: %q", seen)
+	}
+	return p
+}
+
+// lines reads lines until quiet for `quiet` (or the peer closes).
+func (p *probeConn) lines(quiet time.Duration) []string {
+	var out []string
+	for {
+		l, err := p.s.ReadLine(time.Now().Add(quiet))
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return out
+			}
+			return append(out, "<close>")
+		}
+		out = append(out, l)
+	}
+}
+
+// expect reads until a line with prefix arrives (answering nothing).
+func (p *probeConn) expect(prefix string, within time.Duration) (string, []string) {
+	p.t.Helper()
+	var seen []string
+	dl := time.Now().Add(within)
+	for {
+		l, err := p.s.ReadLine(dl)
+		if err != nil {
+			return "", seen
+		}
+		if strings.HasPrefix(l, prefix) {
+			return l, seen
+		}
+		seen = append(seen, l)
+	}
+}
+
+func chain(t *testing.T, priv ed25519.PrivateKey, n int, hlc0 uint64, doc string) []*lp.Change {
+	var out []*lp.Change
+	var prev [32]byte
+	for i := 0; i < n; i++ {
+		c, err := lp.BuildChange(priv, uint64(i+1), hlc0+uint64(i), prev, []lp.Op{
+			{Kind: 'N', Coll: "probe", Doc: doc, Path: "n", Delta: 1},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+		prev = c.Hash
+	}
+	return out
+}
+
+func sendBatch(p *probeConn, cs []*lp.Change) {
+	for _, c := range cs {
+		p.s.Send("CH " + c.Line)
+	}
+	p.s.Send(fmt.Sprintf("END %d", len(cs)))
+}
+
+// TestProbes checks statements of PROTOCOL.md that no transcript shows.
+func TestProbes(t *testing.T) {
+	bin := limBin(t)
+	lim := limRunner{t, bin}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "p.db")
+	var nk [32]byte
+	rand.Read(nk[:])
+	lim.must("--db", db, "init", "--network-key", hex.EncodeToString(nk[:]))
+	lim.must("--db", db, "put", "probe", "seed", `{"x":1}`)
+	n := startNode(t, bin, db)
+	defer n.stop(t)
+	now := uint64(time.Now().UnixMilli()) << 16
+
+	t.Run("nothing-before-our-VV", func(t *testing.T) {
+		// §4: nothing is sent in LIVE before the VV, and no changes before the peer's VV.
+		p := dialProbe(t, n.addr, nk, false)
+		got := p.lines(300 * time.Millisecond)
+		if len(got) != 1 || !strings.HasPrefix(got[0], "VV ") {
+			t.Errorf("before our VV the node sent %q, want only its VV", got)
+		}
+		p.s.Send("VV")
+		if l, seen := p.expect("SYNCED", 2*time.Second); l == "" || len(seen) == 0 || !strings.HasPrefix(seen[0], "CH ") {
+			t.Errorf("after our VV: %q then %q", seen, l)
+		}
+		p.s.Close()
+	})
+
+	t.Run("1001-CH", func(t *testing.T) {
+		p := dialProbe(t, n.addr, nk, true)
+		c := chain(t, newKey(t), 1, now, "x")[0]
+		for i := 0; i < 1001; i++ {
+			p.s.Send("CH " + c.Line)
+		}
+		if l, _ := p.expect("ERR ", 2*time.Second); l != "ERR 413 more than 1000 changes before END" {
+			t.Errorf("1001st CH: %q", l)
+		}
+		p.s.Close()
+	})
+
+	t.Run("clock-skip-and-VV-resend", func(t *testing.T) {
+		// changes.md §8.6 / PROTOCOL.md §9.2: a change beyond the drift bound is
+		// skipped and acknowledged; the receiver sends its VV again 1000 ms later.
+		p := dialCaughtUp(t, n.addr, nk)
+		future := uint64(time.Now().Add(5*time.Minute).UnixMilli()) << 16
+		sendBatch(p, chain(t, newKey(t), 1, future, "future"))
+		if l, seen := p.expect("ACK ", 2*time.Second); l != "ACK 1" {
+			t.Fatalf("future change: %q %q", seen, l)
+		}
+		start := time.Now()
+		l, seen := p.expect("VV", 3*time.Second)
+		el := time.Since(start)
+		if l == "" {
+			t.Errorf("§9.2: no VV resent after a clock skip (saw %q)", seen)
+		} else if el < 700*time.Millisecond || el > 1800*time.Millisecond {
+			t.Errorf("§9.2: VV resent after %v, spec says 1000 ms", el)
+		}
+		p.s.Close()
+	})
+
+	t.Run("equivocation-no-VV-resend", func(t *testing.T) {
+		p := dialCaughtUp(t, n.addr, nk)
+		k := newKey(t)
+		a := chain(t, k, 1, now+100, "eq")
+		b := chain(t, k, 1, now+200, "eq2")
+		sendBatch(p, a)
+		sendBatch(p, b)
+		var acks []string
+		for len(acks) < 2 {
+			l, seen := p.expect("ACK ", 2*time.Second)
+			if l == "" {
+				t.Fatalf("equivocation: %q", seen)
+			}
+			acks = append(acks, l)
+		}
+		if got := p.lines(1500 * time.Millisecond); len(got) != 0 {
+			for _, l := range got {
+				if strings.HasPrefix(l, "VV") || strings.HasPrefix(l, "ERR") {
+					t.Errorf("§9.2: after an equivocation the node sent %q", l)
+				}
+			}
+		}
+		p.s.Close()
+	})
+
+	t.Run("window-and-batch-size", func(t *testing.T) {
+		// §9.3: batches of at most 500 (liblim), at most 2000 unacknowledged.
+		k := newKey(t)
+		cs := chain(t, k, 2600, now+1000, "w")
+		p := dialCaughtUp(t, n.addr, nk)
+		for i := 0; i < len(cs); i += 1000 {
+			sendBatch(p, cs[i:min(i+1000, len(cs))])
+			if l, _ := p.expect("ACK ", 10*time.Second); l != fmt.Sprintf("ACK %d", min(1000, len(cs)-i)) {
+				t.Fatalf("pushing 2600: %q", l)
+			}
+		}
+		p.s.Close()
+		q := dialProbe(t, n.addr, nk, true) // never ACKs
+		got := q.lines(700 * time.Millisecond)
+		chs, ends := 0, []string{}
+		for _, l := range got {
+			if strings.HasPrefix(l, "CH ") {
+				chs++
+			} else if strings.HasPrefix(l, "END ") {
+				ends = append(ends, l)
+			}
+		}
+		if chs != 2000 {
+			t.Errorf("§9.3: without ACKs the node sent %d changes (window 2000); batches %v", chs, ends)
+		}
+		for _, e := range ends {
+			var k int
+			fmt.Sscanf(e, "END %d", &k)
+			if k > 500 {
+				t.Errorf("§9.3: batch %q over 500", e)
+			}
+		}
+		q.s.Close()
+	})
+
+	t.Run("small-order-author", func(t *testing.T) {
+		// changes.md §6 defers to libsodium. With the identity point as the
+		// author, (R = [a]B, S = a mod L) satisfies Go's crypto/ed25519 for every
+		// message; libsodium refuses small-order keys.
+		seed := make([]byte, 32)
+		rand.Read(seed)
+		h := sha512.Sum512(seed)
+		h[0] &= 248
+		h[31] &= 127
+		h[31] |= 64
+		le := func(b []byte) []byte {
+			r := make([]byte, len(b))
+			for i := range b {
+				r[i] = b[len(b)-1-i]
+			}
+			return r
+		}
+		a := new(big.Int).SetBytes(le(h[:32]))
+		L, _ := new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10)
+		sBytes := le(a.Mod(a, L).FillBytes(make([]byte, 32)))
+		R := ed25519.NewKeyFromSeed(seed).Public().(ed25519.PublicKey)
+		sig := append(append([]byte{}, R...), sBytes...)
+		author := make([]byte, 32)
+		author[0] = 1
+		body := fmt.Sprintf("lim1 %x 1 %016x %064x 1 S probe so x i1", author, now+9000, 0)
+		line := body + " " + hex.EncodeToString(sig)
+		c, err := lp.ParseChange(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		goAccepts := ed25519.Verify(author, append([]byte("liblim signature v1\x00"), c.Hash[:]...), sig)
+		if !goAccepts {
+			t.Fatalf("construction error: Go's ed25519.Verify refuses")
+		}
+		if c.VerifySignature() {
+			t.Errorf("limproto accepts a small-order author")
+		}
+		p := dialCaughtUp(t, n.addr, nk)
+		sendBatch(p, []*lp.Change{c})
+		l, _ := p.expect("", 2*time.Second)
+		t.Logf("FINDING changes.md §6: a change by the identity point (small order), which Go's crypto/ed25519 verifies, gets from the node: %q", l)
+		if !strings.HasPrefix(l, "ERR 422 LIM_ESIGNATURE") {
+			t.Errorf("node accepted a small-order author: %q", l)
+		}
+		p.s.Close()
+	})
+
+	t.Run("amortised-run-with-bad-middle-signature", func(t *testing.T) {
+		// §9.4/§14.3: a run whose middle signature bytes are garbage is accepted
+		// when its last signature verifies, and relayed as it came.
+		db2 := filepath.Join(dir, "r.db")
+		lim.must("--db", db2, "init", "--network-key", hex.EncodeToString(nk[:]))
+		n2 := startNode(t, bin, db2)
+		defer n2.stop(t)
+		k := newKey(t)
+		cs := chain(t, k, 3, now+5000, "amort")
+		badLine := cs[1].Body + " " + strings.Repeat("0", 128)
+		bad, err := lp.ParseChange(badLine)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := dialProbe(t, n2.addr, nk, true)
+		p.expect("SYNCED", 2*time.Second)
+		sendBatch(p, []*lp.Change{cs[0], bad, cs[2]})
+		if l, seen := p.expect("ACK ", 2*time.Second); l != "ACK 3" {
+			t.Fatalf("run with a bad middle signature: %q %q", seen, l)
+		}
+		p.s.Close()
+		time.Sleep(100 * time.Millisecond)
+		vout, vcode := lim.run("--db", db2, "verify")
+		t.Logf("lim verify after storing a garbage middle signature: exit %d: %s", vcode, strings.TrimSpace(vout))
+		if strings.TrimSpace(vout) == "ok" {
+			t.Errorf("§14.3 says lim verify reports those bytes as corrupt; it prints ok")
+		}
+		t.Logf("FINDING PROTOCOL.md §14.3: the node stores and relays a change whose own signature does not verify")
+		// A receiver that verifies every signature (changes.md §8 as written)
+		// cannot take this node's log; one that amortises (§9.4) can.
+		for _, strict := range []bool{true, false} {
+			conn, err := net.Dial("tcp", n2.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := lp.NewSession(conn, lp.Config{Role: lp.RoleClient, Priv: newKey(t), NetworkKey: nk})
+			if err := s.Handshake(nil, time.Now().Add(5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			pr := lp.NewPeer(s, lp.NewStore())
+			pr.Strict = strict
+			var perr error
+			for !pr.Idle() && perr == nil {
+				perr = pr.Step(time.Now().Add(5 * time.Second))
+			}
+			s.Close()
+			t.Logf("relay of the run to a receiver with strict=%v: %d applied, err %v", strict, len(pr.Received), perr)
+			if !strict && (perr != nil || len(pr.Received) != 3) {
+				t.Errorf("amortising receiver: %v, %d applied", perr, len(pr.Received))
+			}
+			if strict && perr == nil {
+				t.Errorf("strict receiver accepted a change whose signature does not verify")
+			}
+			if strict {
+				t.Logf("FINDING PROTOCOL.md §9.4 vs changes.md §8: a receiver that checks every signature (§8 step 7) refuses this node's log: %v", perr)
+			}
+		}
+		// pack round trip of such a store: export, then import into a fresh store
+		pack := lim.must("--db", db2, "export")
+		pf := filepath.Join(dir, "r.pack")
+		os.WriteFile(pf, []byte(pack), 0o644)
+		db3 := filepath.Join(dir, "r3.db")
+		lim.must("--db", db3, "init", "--network-key", hex.EncodeToString(nk[:]))
+		out, code := lim.run("--db", db3, "import", pf)
+		t.Logf("lim import of that store's export: exit %d %s", code, strings.TrimSpace(out))
+		if code != 0 {
+			t.Logf("FINDING changes.md §12 / PROTOCOL.md §14.3: `lim export` of that node does not `lim import` into a fresh store (exit %d)", code)
+		}
+	})
+}
