@@ -230,10 +230,19 @@ func (d *DB) SetRemove(coll, doc, path string, elem any) error {
 }
 
 func put(r runner, coll, doc string, fields map[string]any) error {
-	js, err := encodeObject(fields)
+	js, nuls, err := encodeObject(fields)
 	if err != nil {
 		return err
 	}
+	if len(nuls) > 0 {
+		if d, ok := r.(*DB); ok { // the JSON and the sets must be one change
+			return d.Update(func(tx *Tx) error { return putJSONAndNuls(tx, coll, doc, js, nuls) })
+		}
+	}
+	return putJSONAndNuls(r, coll, doc, js, nuls)
+}
+
+func putJSONAndNuls(r runner, coll, doc string, js []byte, nuls []nulLeaf) error {
 	var cs cstrings
 	defer cs.free()
 	ccoll, err := cs.add(coll, "the collection name")
@@ -244,9 +253,13 @@ func put(r runner, coll, doc string, fields map[string]any) error {
 	if err != nil {
 		return err
 	}
-	return r.run(func(p *C.lim_db, e *C.limgo_err) C.int {
+	err = r.run(func(p *C.lim_db, e *C.limgo_err) C.int {
 		return C.limgo_put_json(p, ccoll, cdoc, (*C.char)(unsafe.Pointer(&js[0])), C.size_t(len(js)), e)
 	})
+	for i := 0; err == nil && i < len(nuls); i++ {
+		err = set(r, 0, coll, doc, nuls[i].path, nuls[i].value)
+	}
+	return err
 }
 
 func target(cs *cstrings, coll, doc, path string) (ccoll, cdoc, cpath *C.char, err error) {

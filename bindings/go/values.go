@@ -9,6 +9,7 @@ import (
 	"math"
 	"sort"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -119,17 +120,29 @@ func toInt64(v any) (int64, bool, error) {
 // encodeObject renders fields as the JSON object lim_db_put_json takes:
 // floats always as JSON reals (so 1.0 stays a float), bytes as
 // {"$base64": "..."}, nested maps as objects. Keys are sorted.
-func encodeObject(fields map[string]any) ([]byte, error) {
+//
+// Strings holding U+0000 are left out of the JSON and returned as nulLeaves:
+// SQLite's JSON functions cut such strings short, so lim_db_put_json refuses
+// them and put writes them with lim_db_set in the same change instead (as
+// the Python binding does).
+func encodeObject(fields map[string]any) (js []byte, nulLeaves []nulLeaf, err error) {
 	var b bytes.Buffer
-	if err := appendObject(&b, fields, 0); err != nil {
-		return nil, err
+	if err := appendObject(&b, fields, "", 0, &nulLeaves); err != nil {
+		return nil, nil, err
 	}
-	return b.Bytes(), nil
+	return b.Bytes(), nulLeaves, nil
+}
+
+// nulLeaf is a string field that cannot travel through JSON: its dotted
+// path (keys never contain '.': lim_db_put_json refuses such keys) and value.
+type nulLeaf struct {
+	path  string
+	value string
 }
 
 const maxDepth = 32 // LIM_MAX_PATH_DEPTH
 
-func appendObject(b *bytes.Buffer, m map[string]any, depth int) error {
+func appendObject(b *bytes.Buffer, m map[string]any, path string, depth int, nuls *[]nulLeaf) error {
 	if depth > maxDepth {
 		return newError(CodeInvalid, "fields are nested deeper than %d levels", maxDepth)
 	}
@@ -139,16 +152,29 @@ func appendObject(b *bytes.Buffer, m map[string]any, depth int) error {
 	}
 	sort.Strings(keys)
 	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
+	first := true
+	for _, k := range keys {
 		if !utf8.ValidString(k) {
 			return newError(CodeInvalid, "field name %q is not valid UTF-8", k)
 		}
+		leaf := k
+		if path != "" {
+			leaf = path + "." + k
+		}
+		if s, ok := m[k].(string); ok && strings.IndexByte(s, 0) >= 0 {
+			if strings.IndexByte(k, '.') >= 0 {
+				return newError(CodeInvalid, "field name %q contains '.', which separates path segments", k)
+			}
+			*nuls = append(*nuls, nulLeaf{leaf, s})
+			continue
+		}
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
 		appendString(b, k)
 		b.WriteByte(':')
-		if err := appendValue(b, m[k], depth); err != nil {
+		if err := appendValue(b, m[k], leaf, depth, nuls); err != nil {
 			return err
 		}
 	}
@@ -156,9 +182,9 @@ func appendObject(b *bytes.Buffer, m map[string]any, depth int) error {
 	return nil
 }
 
-func appendValue(b *bytes.Buffer, v any, depth int) error {
+func appendValue(b *bytes.Buffer, v any, path string, depth int, nuls *[]nulLeaf) error {
 	if m, ok := v.(map[string]any); ok {
-		return appendObject(b, m, depth+1)
+		return appendObject(b, m, path, depth+1, nuls)
 	}
 	s, err := toScalar(v)
 	if err != nil {

@@ -188,3 +188,36 @@ func TestInvalidValues(t *testing.T) {
 		t.Errorf("nothing should have been written: %v", err)
 	}
 }
+
+// A string holding U+0000 cannot travel through lim_db_put_json; Put writes
+// it with lim_db_set instead, and the whole Put is still one change.
+func TestPutStringWithNUL(t *testing.T) {
+	db := openDB(t)
+	fields := map[string]any{"s": "a\x00b", "plain": 1, "o": map[string]any{"p": "\x00", "q": "x"}}
+	if err := db.Put("t", "nul", fields); err != nil {
+		t.Fatalf("Put: %v", err)
+	}
+	got, err := db.Get("t", "nul")
+	if err != nil {
+		t.Fatalf("Get: %v", err)
+	}
+	want := map[string]any{"s": "a\x00b", "plain": int64(1), "o": map[string]any{"p": "\x00", "q": "x"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Get = %#v, want %#v", got, want)
+	}
+	vv, err := db.VersionVector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, seq := range vv {
+		if seq != 1 {
+			t.Fatalf("Put made %d changes, want 1 (vv %v)", seq, vv)
+		}
+	}
+	if err := db.Put("t", "bad", map[string]any{"a.b": "\x00"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("dotted key with NUL value = %v, want ErrInvalid", err)
+	}
+	if _, err := db.Get("t", "bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused Put wrote something: %v", err)
+	}
+}
