@@ -32,6 +32,13 @@ static void sig_message(unsigned char msg[sizeof(SIG_CONTEXT) + LIM_HASH_BYTES],
 
 int lim_change__verify(const lim_change *c, const unsigned char hash[LIM_HASH_BYTES])
 {
+#ifdef LIM_FUZZ_NO_VERIFY
+	/* Only fuzz_session_nv's copy of the sources (fuzz/CMakeLists.txt) has
+	 * this: a mutated change must get past the signature to reach apply. */
+	(void)c;
+	(void)hash;
+	return 0;
+#endif
 	unsigned char msg[sizeof(SIG_CONTEXT) + LIM_HASH_BYTES];
 	sig_message(msg, hash);
 	return crypto_sign_verify_detached(c->sig, msg, sizeof(msg), c->author) == 0 ? 0 : -1;
