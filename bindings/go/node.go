@@ -285,7 +285,7 @@ func (n *Node) EventsDropped() uint64 {
 const pollInterval = 100 * time.Millisecond
 
 // Changes returns a channel of the remote changes the node applies from
-// now on. It is closed when ctx is done or the node is closed. Every
+// now on (one applied just before the call may be delivered too). It is closed when ctx is done or the node is closed. Every
 // channel returned sees every change; a receiver that does not keep up
 // delays the others (changes then wait in liblim's queue of 65536).
 func (n *Node) Changes(ctx context.Context) <-chan Change {
@@ -313,20 +313,9 @@ func (n *Node) Changes(ctx context.Context) <-chan Change {
 func (s *nodeState) poll() {
 	for {
 		s.subMu.Lock()
-		for sub := range s.subs {
-			if sub.ctx.Err() != nil {
-				delete(s.subs, sub)
-				close(sub.ch)
-			}
-		}
-		if len(s.subs) == 0 {
-			s.polling = false
+		if s.pruneLocked() {
 			s.subMu.Unlock()
 			return
-		}
-		subs := make([]*subscriber, 0, len(s.subs))
-		for sub := range s.subs {
-			subs = append(subs, sub)
 		}
 		s.subMu.Unlock()
 
@@ -345,6 +334,14 @@ func (s *nodeState) poll() {
 		if !ok {
 			continue
 		}
+		// The receivers are taken after the event arrived, not before the
+		// wait: a channel made while this goroutine waited must see it too.
+		s.subMu.Lock()
+		subs := make([]*subscriber, 0, len(s.subs))
+		for sub := range s.subs {
+			subs = append(subs, sub)
+		}
+		s.subMu.Unlock()
 		for _, sub := range subs {
 			select {
 			case sub.ch <- ev:
@@ -353,6 +350,22 @@ func (s *nodeState) poll() {
 			}
 		}
 	}
+}
+
+// pruneLocked closes the channels of cancelled subscribers and reports
+// (having cleared s.polling) when none is left, so poll can end.
+func (s *nodeState) pruneLocked() bool {
+	for sub := range s.subs {
+		if sub.ctx.Err() != nil {
+			delete(s.subs, sub)
+			close(sub.ch)
+		}
+	}
+	if len(s.subs) == 0 {
+		s.polling = false
+		return true
+	}
+	return false
 }
 
 func (s *nodeState) next(timeout time.Duration) (Change, bool, error) {
