@@ -285,9 +285,10 @@ func (n *Node) EventsDropped() uint64 {
 const pollInterval = 100 * time.Millisecond
 
 // Changes returns a channel of the remote changes the node applies from
-// now on (one applied just before the call may be delivered too). It is closed when ctx is done or the node is closed. Every
-// channel returned sees every change; a receiver that does not keep up
-// delays the others (changes then wait in liblim's queue of 65536).
+// now on (one applied just before the call may be delivered too). It is
+// closed when ctx is done or the node is closed. Every channel returned
+// sees every change; a receiver that does not keep up delays the others
+// (changes then wait in liblim's queue of 65536).
 func (n *Node) Changes(ctx context.Context) <-chan Change {
 	ch := make(chan Change, 256)
 	s := n.s
