@@ -127,18 +127,27 @@ static int64_t counter_start(const lim_merge *m, const field_row *row)
 	return v;
 }
 
+/*
+ * `had_ctr`/`had_set`: whether the stored row held a counter or set stamp.
+ * A delta or tag is only ever stored with a stamp above base, which also
+ * becomes the row's stamp of that kind, and clearing that stamp (here)
+ * prunes everything at or below it; so a row without the stamp has no
+ * deltas or tags to prune, and a plain register write skips two deletes.
+ */
 static int prune_and_resum(lim_merge *m, const char *coll, const char *doc, const char *path,
-                           const stamp *base, field_row *row)
+                           const stamp *base, field_row *row, int had_ctr, int had_set)
 {
 	sqlite3_stmt *q;
 	int rc;
-	if (base->has) {
+	if (base->has && had_ctr) {
 		if (!(q = lim_store__stmt(m->st, LIM_ST_COPS_PRUNE)))
 			return LIM_EIO;
 		bind_key(q, coll, doc, path);
 		bind_stamp(q, 4, base);
 		if ((rc = lim_store__step_done(m->st, q, "pruning counter deltas")) < 0)
 			return rc;
+	}
+	if (base->has && had_set) {
 		if (!(q = lim_store__stmt(m->st, LIM_ST_STAGS_PRUNE)))
 			return LIM_EIO;
 		bind_key(q, coll, doc, path);
@@ -199,7 +208,7 @@ static int save_row(lim_merge *m, const char *coll, const char *doc, const char 
 {
 	sqlite3_stmt *q;
 	const stamp *base, *win;
-	int kind = LIM_KIND_NONE, rc;
+	int kind = LIM_KIND_NONE, rc, had_ctr = row->ctr.has, had_set = row->set.has;
 
 	if (row->reg.has && !stamp_gt(&row->reg, cover))
 		row->reg.has = 0;
@@ -208,7 +217,7 @@ static int save_row(lim_merge *m, const char *coll, const char *doc, const char 
 		row->ctr.has = 0;
 	if (row->set.has && !stamp_gt(&row->set, base))
 		row->set.has = 0;
-	if (full && (rc = prune_and_resum(m, coll, doc, path, base, row)) < 0)
+	if (full && (rc = prune_and_resum(m, coll, doc, path, base, row, had_ctr, had_set)) < 0)
 		return rc;
 	if (!row->ctr.has)
 		row->ctr_sum = 0;
