@@ -31,6 +31,8 @@
 
 typedef struct {
 	uint64_t seq, hlc;
+	/* Links (changes.md section 6): what the next change, and a second
+	 * change for the head's seq, name as prev. */
 	unsigned char head[LIM_HASH_BYTES], prev_of_head[LIM_HASH_BYTES];
 } signed_chain;
 
@@ -109,7 +111,7 @@ static int signed_change(fuzz_peer *p, signed_chain *chains, unsigned c, const c
 	 * first branch, so the equivocation is the only thing out of place. */
 	if (!(c & 4) || seq > ch->seq) {
 		memcpy(ch->prev_of_head, prev, LIM_HASH_BYTES);
-		memcpy(ch->head, hash, LIM_HASH_BYTES);
+		lim_change__sealed_link(ch->head, hash, &sealed);
 		ch->seq = seq;
 		ch->hlc = hlc;
 	}

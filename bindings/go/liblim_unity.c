@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 0d45b99f964ad63158754584375b42a90ab7bb0c60928a0b9c62f26fb2766264 */
+/* libcore digest (sha256): 7691148efa7a85e12500a21388188f6bef40c2a73ad6adb3bb72d405b3ec2011 */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"

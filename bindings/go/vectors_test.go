@@ -3,9 +3,10 @@ package lim_test
 // The golden vectors of protocol-spec/vectors, checked through the Go
 // binding's public API (libcore/tests/test_vectors.c does the same in C, and
 // bindings/python/tests/test_vectors.py in Python). The module has no
-// BLAKE2b dependency (golang.org/x/crypto is not in go.mod), so the hashes
-// are not recomputed here; instead the change lines must carry the recorded
-// signatures and prev links, apply one by one through DB.Apply (which checks
+// BLAKE2b dependency (golang.org/x/crypto is not in go.mod), so hashes and
+// links are not recomputed here; instead the change lines must carry the
+// recorded signatures and, as prev, the recorded link of the change before,
+// apply one by one through DB.Apply (which checks
 // every hash, signature and chain link) and come back byte-identical from
 // DB.Log. The vector files are required: the tests fail, not skip, without
 // them.
@@ -42,6 +43,7 @@ type vectorGet struct{ coll, doc, json string }
 
 type vectorExpected struct {
 	hash, sig map[uint64]string
+	link      map[uint64]string
 	digest    string
 	vv        string
 	gets      []vectorGet
@@ -49,24 +51,20 @@ type vectorExpected struct {
 
 func readExpected(t *testing.T) vectorExpected {
 	t.Helper()
-	e := vectorExpected{hash: map[uint64]string{}, sig: map[uint64]string{}}
+	e := vectorExpected{hash: map[uint64]string{}, sig: map[uint64]string{}, link: map[uint64]string{}}
 	for _, line := range strings.Split(string(readVector(t, "expected.txt")), "\n") {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		kind, rest, _ := strings.Cut(line, " ")
 		switch kind {
-		case "hash", "sig":
+		case "hash", "sig", "link":
 			seqText, hexText, ok := strings.Cut(rest, " ")
 			seq, err := strconv.ParseUint(seqText, 10, 64)
 			if !ok || err != nil {
 				t.Fatalf("expected.txt: bad line %q", line)
 			}
-			if kind == "hash" {
-				e.hash[seq] = hexText
-			} else {
-				e.sig[seq] = hexText
-			}
+			map[string]map[uint64]string{"hash": e.hash, "sig": e.sig, "link": e.link}[kind][seq] = hexText
 		case "digest":
 			e.digest = rest
 		case "vv":
@@ -86,7 +84,7 @@ func readExpected(t *testing.T) vectorExpected {
 			t.Fatalf("expected.txt: unknown line %q", line)
 		}
 	}
-	if e.digest == "" || e.vv == "" || len(e.gets) == 0 || len(e.hash) != 4 || len(e.sig) != 4 {
+	if e.digest == "" || e.vv == "" || len(e.gets) == 0 || len(e.hash) != 4 || len(e.sig) != 4 || len(e.link) != 4 {
 		t.Fatalf("expected.txt lacks facts: %+v", e)
 	}
 	return e
@@ -168,9 +166,9 @@ func TestVectorsChangeLines(t *testing.T) {
 			t.Errorf("change %d: signature %s, want %s", seq, sig, exp.sig[seq])
 		}
 		if fields[4] != prev {
-			t.Errorf("change %d: prev %s, want %s (hash of change %d)", seq, fields[4], prev, seq-1)
+			t.Errorf("change %d: prev %s, want %s (link of change %d)", seq, fields[4], prev, seq-1)
 		}
-		prev = exp.hash[seq]
+		prev = exp.link[seq]
 	}
 }
 

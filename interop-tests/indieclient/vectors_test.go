@@ -46,13 +46,15 @@ func seedBytes(from byte) []byte {
 
 type expected struct {
 	hash, sig map[string]string
+	link      map[string]string
 	digest    string
 	vv        []string
 	get       map[[2]string]string
 }
 
 func readExpected(t *testing.T) expected {
-	e := expected{hash: map[string]string{}, sig: map[string]string{}, get: map[[2]string]string{}}
+	e := expected{hash: map[string]string{}, sig: map[string]string{}, link: map[string]string{},
+		get: map[[2]string]string{}}
 	sc := bufio.NewScanner(bytes.NewReader(readSpec(t, "vectors/expected.txt")))
 	for sc.Scan() {
 		l := sc.Text()
@@ -61,13 +63,9 @@ func readExpected(t *testing.T) expected {
 		}
 		k, rest, _ := strings.Cut(l, " ")
 		switch k {
-		case "hash", "sig":
+		case "hash", "sig", "link":
 			seq, v, _ := strings.Cut(rest, " ")
-			if k == "hash" {
-				e.hash[seq] = v
-			} else {
-				e.sig[seq] = v
-			}
+			map[string]map[string]string{"hash": e.hash, "sig": e.sig, "link": e.link}[k][seq] = v
 		case "digest":
 			e.digest = rest
 		case "vv":
@@ -138,7 +136,7 @@ func rebuildVectors(t *testing.T) []*lp.Change {
 			t.Fatal(err)
 		}
 		out = append(out, c)
-		prev = c.Hash
+		prev = c.Link
 	}
 	return out
 }
@@ -151,6 +149,7 @@ func TestChangeVectors(t *testing.T) {
 	}
 	st := lp.NewStore()
 	var parsed []*lp.Change
+	var prev [32]byte
 	for i, l := range lines {
 		c, err := lp.ParseChange(l)
 		if err != nil {
@@ -163,6 +162,13 @@ func TestChangeVectors(t *testing.T) {
 		if got := hex.EncodeToString(c.Signature[:]); got != exp.sig[seq] {
 			t.Errorf("sig %s: got %s want %s", seq, got, exp.sig[seq])
 		}
+		if got := hex.EncodeToString(c.Link[:]); got != exp.link[seq] {
+			t.Errorf("link %s: got %s want %s", seq, got, exp.link[seq])
+		}
+		if c.Prev != prev {
+			t.Errorf("change %d: prev %x, want the link of change %d, %x", i+1, c.Prev, i, prev)
+		}
+		prev = c.Link
 		if !c.VerifySignature() {
 			t.Errorf("change %d: signature does not verify", i+1)
 		}

@@ -10,7 +10,7 @@
  *
  *   lim1 AUTHOR SEQ HLC PREV NOPS OP... SIGNATURE
  *
- * i.e. without the header fields already shown and without the prev hash
+ * i.e. without the header fields already shown and without the prev link
  * and signature, which are noise to a reader. With --raw the whole
  * canonical line is printed instead, exactly as stored and exported. A
  * line that does not have the expected shape is printed whole.

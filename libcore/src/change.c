@@ -13,6 +13,7 @@
 
 static const char HASH_CONTEXT[] = "liblim change v1";
 static const char SIG_CONTEXT[] = "liblim signature v1";
+static const char LINK_CONTEXT[] = "liblim link v1";
 
 void lim_change__hash(unsigned char out[LIM_HASH_BYTES], const char *body, size_t len)
 {
@@ -20,6 +21,17 @@ void lim_change__hash(unsigned char out[LIM_HASH_BYTES], const char *body, size_
 	crypto_generichash_init(&st, NULL, 0, LIM_HASH_BYTES);
 	crypto_generichash_update(&st, (const unsigned char *)HASH_CONTEXT, sizeof(HASH_CONTEXT));
 	crypto_generichash_update(&st, (const unsigned char *)body, len);
+	crypto_generichash_final(&st, out, LIM_HASH_BYTES);
+}
+
+void lim_change__link(unsigned char out[LIM_HASH_BYTES], const unsigned char hash[LIM_HASH_BYTES],
+                      const unsigned char sig[LIM_SIG_BYTES])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, LIM_HASH_BYTES);
+	crypto_generichash_update(&st, (const unsigned char *)LINK_CONTEXT, sizeof(LINK_CONTEXT));
+	crypto_generichash_update(&st, hash, LIM_HASH_BYTES);
+	crypto_generichash_update(&st, sig, LIM_SIG_BYTES);
 	crypto_generichash_final(&st, out, LIM_HASH_BYTES);
 }
 
@@ -413,4 +425,15 @@ int lim_change__seal(lim_sb *out, unsigned char hash_out[LIM_HASH_BYTES],
 	lim_sb__putc(out, ' ');
 	lim_sb__put(out, sig_hex, 2 * LIM_SIG_BYTES);
 	return lim_sb__check(out);
+}
+
+void lim_change__sealed_link(unsigned char out[LIM_HASH_BYTES], const unsigned char hash[LIM_HASH_BYTES],
+                             const lim_sb *sealed)
+{
+	unsigned char sig[LIM_SIG_BYTES];
+	/* Read back from the line rather than returned by seal, so seal's many
+	 * callers that only need the hash stay as they are; seal wrote the
+	 * signature as the line's last 128 characters. */
+	lim_hex__decode(sig, LIM_SIG_BYTES, sealed->ptr + sealed->len - 2 * LIM_SIG_BYTES, 2 * LIM_SIG_BYTES);
+	lim_change__link(out, hash, sig);
 }

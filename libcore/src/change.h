@@ -9,6 +9,12 @@
  * "liblim change v1\0" || body; the signature is Ed25519 over
  * "liblim signature v1\0" || hash. The parser accepts only canonical bytes,
  * so a change has exactly one encoding and is never re-encoded.
+ *
+ * The hash is the change's identity; its *link*, BLAKE2b-256 of
+ * "liblim link v1\0" || hash || signature, is what the author's next change
+ * names as prev. Because the link covers the signature bytes too, the one
+ * signature a receiver verifies at the end of a run of an author's changes
+ * authenticates every byte of the run (PROTOCOL.md 9.4).
  */
 #ifndef LIM_CHANGE_H
 #define LIM_CHANGE_H
@@ -62,6 +68,9 @@ void lim_change__dispose(lim_change *c);
 int lim_op__parse(lim_op *op, const char *p, size_t n);
 
 void lim_change__hash(unsigned char out[LIM_HASH_BYTES], const char *body, size_t len);
+/* The link of a change from its hash and its signature (raw bytes). */
+void lim_change__link(unsigned char out[LIM_HASH_BYTES], const unsigned char hash[LIM_HASH_BYTES],
+                      const unsigned char sig[LIM_SIG_BYTES]);
 /* 0 if the signature over the change's hash verifies for its author. */
 __attribute__((warn_unused_result))
 int lim_change__verify(const lim_change *c, const unsigned char hash[LIM_HASH_BYTES]);
@@ -72,7 +81,9 @@ int lim_name__check_doc(const char *p, size_t n);
 int lim_name__check_path(const char *p, size_t n);
 
 /* Build the ops of a change; then lim_change__seal prints header, ops and
- * signature into `out` and returns the change hash. */
+ * signature into `out` and returns the change hash. `prev` is the link of
+ * the author's previous change (zeros for seq 1); lim_change__sealed_link
+ * gives the link of what was just sealed. */
 typedef struct {
 	lim_sb ops;
 	size_t nops;
@@ -85,6 +96,8 @@ int lim_change__seal(lim_sb *out, unsigned char hash_out[LIM_HASH_BYTES],
                      const lim_change_builder *b, const unsigned char author[LIM_ID_BYTES],
                      const unsigned char secret[LIM_SECRET_KEY_BYTES], uint64_t seq,
                      uint64_t hlc, const unsigned char prev[LIM_HASH_BYTES]);
+void lim_change__sealed_link(unsigned char out[LIM_HASH_BYTES], const unsigned char hash[LIM_HASH_BYTES],
+                             const lim_sb *sealed);
 
 /* Parse one tag ("<author hex>.<seq>.<opidx>") into its 44-byte form. */
 int lim_tag__parse(unsigned char out[LIM_TAG_BYTES], const char *p, size_t n);

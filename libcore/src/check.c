@@ -74,12 +74,13 @@ static int corrupt_change(const unsigned char author[LIM_ID_BYTES], uint64_t seq
 	return lim__error(LIM_ECORRUPT, "change %s.../%llu: %s", who, (unsigned long long)seq, what);
 }
 
-/* Every change: canonical form, stored hash, chain link, increasing HLC,
+/* Every change: canonical form, stored hash, chain link (prev = the link
+ * of the change before, which covers its signature bytes), increasing HLC,
  * signature; every author entry: matches the end of its chain. */
 static int verify_log(lim_db *db)
 {
 	static const char SQL[] =
-		"SELECT a.pubkey, a.max_seq, a.head_hash, a.head_hlc, c.seq, c.hlc, c.hash, c.body"
+		"SELECT a.pubkey, a.max_seq, a.head_link, a.head_hlc, c.seq, c.hlc, c.hash, c.body"
 		" FROM authors a LEFT JOIN changes c ON c.author = a.id ORDER BY a.id, c.seq";
 	sqlite3_stmt *q;
 	unsigned char author[LIM_ID_BYTES], prev[LIM_HASH_BYTES], hash[LIM_HASH_BYTES];
@@ -130,15 +131,15 @@ static int verify_log(lim_db *db)
 		else if (sqlite3_column_bytes(q, 6) != LIM_HASH_BYTES || memcmp(sqlite3_column_blob(q, 6), hash, LIM_HASH_BYTES))
 			rc = corrupt_change(author, seq, "its stored hash does not match its bytes");
 		else if (memcmp(c.prev, prev, LIM_HASH_BYTES))
-			rc = corrupt_change(author, seq, "its predecessor hash does not match the previous change");
+			rc = corrupt_change(author, seq, "its prev does not match the link of the previous change");
 		else if (c.hlc <= prev_hlc || (uint64_t)sqlite3_column_int64(q, 5) != c.hlc)
 			rc = corrupt_change(author, seq, "its timestamp is out of order or does not match the log");
 		else if (lim_change__verify(&c, hash) != 0)
 			rc = corrupt_change(author, seq, "its signature does not verify");
+		lim_change__link(prev, hash, c.sig);
 		lim_change__dispose(&c);
 		if (rc < 0)
 			goto out;
-		memcpy(prev, hash, LIM_HASH_BYTES);
 		prev_hlc = c.hlc;
 		expect_seq++;
 	}

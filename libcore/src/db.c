@@ -308,7 +308,7 @@ int lim_db__wait_txn(lim_db *db)
 
 static int txn_finish(lim_db *db)
 {
-	unsigned char hash[LIM_HASH_BYTES];
+	unsigned char hash[LIM_HASH_BYTES], link[LIM_HASH_BYTES];
 	sqlite3_stmt *q;
 	int rc;
 
@@ -320,6 +320,7 @@ static int txn_finish(lim_db *db)
 	if ((rc = lim_change__seal(&db->sealed, hash, &db->txn_ops, db->public_key, db->secret_key,
 	                           db->txn_seq, db->txn_hlc, db->txn_prev)) < 0)
 		goto fail;
+	lim_change__sealed_link(link, hash, &db->sealed);
 	if (!(q = lim_store__stmt(&db->st, LIM_ST_CHANGE_INSERT))) {
 		rc = LIM_EIO;
 		goto fail;
@@ -337,7 +338,7 @@ static int txn_finish(lim_db *db)
 	}
 	sqlite3_bind_int64(q, 1, db->txn_author_id);
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)db->txn_seq);
-	sqlite3_bind_blob(q, 3, hash, LIM_HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 3, link, LIM_HASH_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 4, (sqlite3_int64)db->txn_hlc);
 	if ((rc = lim_store__step_done(&db->st, q, "advancing the author")) < 0)
 		goto fail;

@@ -28,7 +28,7 @@ struct lim_db {
 	int64_t txn_author_id;
 	uint64_t txn_seq;
 	uint64_t txn_hlc;
-	unsigned char txn_prev[LIM_HASH_BYTES];
+	unsigned char txn_prev[LIM_HASH_BYTES]; /* link of our previous change */
 	lim_change_builder txn_ops;
 	pthread_t txn_owner;        /* thread of the open explicit transaction */
 	pthread_cond_t txn_done;    /* signalled when a transaction ends */
@@ -45,7 +45,9 @@ struct lim_db {
 #define LIM_DB_UNLOCK(db) pthread_mutex_unlock(&(db)->mu)
 
 int64_t lim_db__now_ms(const lim_db *db);
-/* Look up an author; *id = 0 and *max_seq = 0 when unknown. */
+/* Look up an author; *id = 0 and *max_seq = 0 when unknown. `head` is the
+ * link of its change max_seq (zeros when none): what its next change must
+ * name as prev. */
 int lim_db__author(lim_db *db, const unsigned char key[LIM_ID_BYTES], int64_t *id, uint64_t *max_seq,
                    unsigned char head[LIM_HASH_BYTES], uint64_t *head_hlc);
 int lim_db__check_writable(lim_db *db);
@@ -67,7 +69,8 @@ typedef struct {
  * Apply a batch of changes received from a peer in one transaction.
  * Signatures are amortised over the hash chain: within a run of one
  * author's consecutive changes only the last signature is verified, since
- * it covers the others through their prev hashes. Changes that cannot be
+ * it covers every byte of the others, signatures included, through their
+ * links (change.h). Changes that cannot be
  * applied for reasons that are not the sender's fault are skipped (see
  * lim_batch_result); any other failure rolls the whole batch back and is
  * returned. `applied_cb` is called for each newly applied change.

@@ -6,10 +6,11 @@
  * it is already held (a duplicate is a no-op; a different change for a held
  * seq is an equivocation, reported only once its signature verifies; a held
  * body with other signature bytes is a duplicate), seq continuity (EGAP names
- * the missing seq), the hash chain (EHASH), an HLC that does not increase
- * along the chain (EMALFORMED), the clock bound (ECLOCK) and the signature
- * (ESIGNATURE). Only then is it stored and
- * its ops merged, inside the caller's transaction.
+ * the missing seq), the chain (EHASH: prev must be the link of the held
+ * predecessor, which covers its signature bytes), an HLC that does not
+ * increase along the chain (EMALFORMED), the clock bound (ECLOCK) and the
+ * signature (ESIGNATURE). Only then is it stored and its ops merged, inside
+ * the caller's transaction, and its link becomes the author's head.
  */
 #include <stdlib.h>
 #include <sodium.h>
@@ -235,6 +236,7 @@ static void short_id(char out[17], const unsigned char author[LIM_ID_BYTES])
 
 static int store_change(lim_db *db, const lim_change *c, int64_t author_id, const unsigned char hash[LIM_HASH_BYTES])
 {
+	unsigned char link[LIM_HASH_BYTES];
 	sqlite3_stmt *q;
 	int rc;
 	if (author_id == 0) {
@@ -256,9 +258,10 @@ static int store_change(lim_db *db, const lim_change *c, int64_t author_id, cons
 		return rc;
 	if (!(q = lim_store__stmt(&db->st, LIM_ST_AUTHOR_ADVANCE)))
 		return LIM_EIO;
+	lim_change__link(link, hash, c->sig);
 	sqlite3_bind_int64(q, 1, author_id);
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)c->seq);
-	sqlite3_bind_blob(q, 3, hash, LIM_HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_blob(q, 3, link, LIM_HASH_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 4, (sqlite3_int64)c->hlc);
 	return lim_store__step_done(&db->st, q, "advancing an author");
 }
@@ -335,7 +338,7 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		goto out;
 	}
 	if (memcmp(c.prev, head, LIM_HASH_BYTES) != 0) {
-		rc = lim__error(LIM_EHASH, "change %s.../%llu names a predecessor hash that does not match seq %llu",
+		rc = lim__error(LIM_EHASH, "change %s.../%llu names a predecessor link that does not match seq %llu as held here",
 		                who, (unsigned long long)c.seq, (unsigned long long)max_seq);
 		goto out;
 	}

@@ -492,13 +492,15 @@ int lim_session__feed(lim_session *s, const char *data, size_t n, int64_t now_ms
 
 /*
  * The receiver verifies only the last signature of each author's run in a
- * batch (the hash chain covers the rest), so a sender must never end a
- * batch on a change whose own signature is bad, even if it holds one: a
- * malicious relay could have passed it such a change in the middle of a
- * run, authentic in content but with garbage signature bytes. Every other
- * run in a batch ends at that author's head, which was verified when it
- * arrived; only the last change of a batch can be cut mid-chain. So check
- * that one signature per batch and, if it is bad, carry on past it.
+ * batch; the links cover every byte of the rest, so no relay can slip bad
+ * signature bytes into a run. Its author still can: a change whose own
+ * signature does not verify, linked to by the author's next, validly
+ * signed change, is accepted inside a run (PROTOCOL.md 14.3). Ending a
+ * batch on it would make the receiver verify it alone and refuse the whole
+ * batch, and the link would never sync again. Every other run in a batch
+ * ends at that author's head, which was verified when it arrived; only the
+ * last change of a batch can be cut mid-chain. So check that one signature
+ * per batch and, if it is bad, carry on past it.
  */
 static int ends_on_good_signature(const char *bytes, size_t len)
 {

@@ -2,7 +2,9 @@
  * See store.h. The schema (version 1):
  *
  *   meta          key/value: identity keys, network key
- *   authors       public key -> compact id, highest contiguous seq, head hash/hlc
+ *   authors       public key -> compact id, highest contiguous seq, and the
+ *                 link and hlc of that seq's change (what its successor must
+ *                 name and exceed), so applying a change reads no other row
  *   changes       the log: (author, seq) -> hlc, hash, canonical bytes; rowid = arrival
  *   equivocations evidence: a second, different, validly signed change for (author, seq)
  *   fields        materialized field state; `kind`/`json` is what reads return
@@ -22,7 +24,7 @@
 static const char *const SCHEMA_V1 =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE authors(id INTEGER PRIMARY KEY, pubkey BLOB NOT NULL UNIQUE,"
-	" max_seq INTEGER NOT NULL, head_hash BLOB NOT NULL, head_hlc INTEGER NOT NULL);"
+	" max_seq INTEGER NOT NULL, head_link BLOB NOT NULL, head_hlc INTEGER NOT NULL);"
 	"CREATE TABLE changes(id INTEGER PRIMARY KEY, author INTEGER NOT NULL, seq INTEGER NOT NULL,"
 	" hlc INTEGER NOT NULL, hash BLOB NOT NULL, body BLOB NOT NULL, UNIQUE(author, seq));"
 	"CREATE TABLE equivocations(author INTEGER NOT NULL, seq INTEGER NOT NULL, body BLOB NOT NULL,"
@@ -46,9 +48,9 @@ static const char *const MIGRATIONS[] = { NULL };
 static const char *const SQL[LIM_ST_COUNT] = {
 	[LIM_ST_META_GET] = "SELECT value FROM meta WHERE key = ?1",
 	[LIM_ST_META_PUT] = "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
-	[LIM_ST_AUTHOR_GET] = "SELECT id, max_seq, head_hash, head_hlc FROM authors WHERE pubkey = ?1",
-	[LIM_ST_AUTHOR_INSERT] = "INSERT INTO authors(pubkey, max_seq, head_hash, head_hlc) VALUES (?1, 0, zeroblob(32), 0)",
-	[LIM_ST_AUTHOR_ADVANCE] = "UPDATE authors SET max_seq = ?2, head_hash = ?3, head_hlc = ?4 WHERE id = ?1",
+	[LIM_ST_AUTHOR_GET] = "SELECT id, max_seq, head_link, head_hlc FROM authors WHERE pubkey = ?1",
+	[LIM_ST_AUTHOR_INSERT] = "INSERT INTO authors(pubkey, max_seq, head_link, head_hlc) VALUES (?1, 0, zeroblob(32), 0)",
+	[LIM_ST_AUTHOR_ADVANCE] = "UPDATE authors SET max_seq = ?2, head_link = ?3, head_hlc = ?4 WHERE id = ?1",
 	[LIM_ST_MAX_HLC] = "SELECT coalesce(max(head_hlc), 0) FROM authors",
 	[LIM_ST_CHANGE_INSERT] = "INSERT INTO changes(author, seq, hlc, hash, body) VALUES (?1, ?2, ?3, ?4, ?5)",
 	[LIM_ST_CHANGE_GET] = "SELECT hash FROM changes WHERE author = ?1 AND seq = ?2",

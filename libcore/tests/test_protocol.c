@@ -932,8 +932,8 @@ static void replay(const char *name)
 #define TRANSCRIPTS(X) \
 	X(sync) X(version) X(before_hello) X(malformed_hello) X(echoed_nonce) X(wrong_network) \
 	X(bad_signature) X(replayed_auth) X(forbidden) X(oversize) X(unknown_message) X(second_hello) \
-	X(ack_unsent) X(batch_count) X(bad_change) X(not_a_change) X(gap) X(keepalive_status) \
-	X(idle_timeout) X(peer_error)
+	X(ack_unsent) X(batch_count) X(bad_change) X(forged_in_run) X(not_a_change) X(gap) \
+	X(keepalive_status) X(idle_timeout) X(peer_error)
 
 /* test_protocol__sync replays transcripts/sync.txt, and so on ('_' -> '-'). */
 #define DEFINE(name) \

@@ -485,7 +485,7 @@ static void test_store__apply_rejections_change_nothing(void **state)
 	}
 	assert_unchanged(f->db, &s);
 
-	/* The real ones apply, then seq 2 chains; a wrong prev hash is EHASH. */
+	/* The real ones apply, then seq 2 chains; a wrong prev link is EHASH. */
 	assert_int_equal(lim_db_apply(f->db, c1, l1, NULL), 0);
 	char *badprev = strdup(c2);
 	char *prev = badprev + 5 + 64 + 1 + 1 + 1 + 16 + 1; /* "lim1 " author " 2 " hlc " " */
@@ -682,6 +682,7 @@ static void test_store__verify_detects_tampering(void **state)
 		"UPDATE changes SET hash = zeroblob(32) WHERE seq = 2",
 		"DELETE FROM changes WHERE seq = 1",
 		"UPDATE authors SET max_seq = 5",
+		"UPDATE authors SET head_link = (SELECT hash FROM changes ORDER BY seq DESC LIMIT 1)",
 		"DELETE FROM cops",
 	};
 	seed_data(f->db);

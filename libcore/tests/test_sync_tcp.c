@@ -883,10 +883,11 @@ static void raw_handshake(raw *r, const char *addr)
 }
 
 /*
- * The node must answer with ERR `code` (or `alt`, if nonzero) and close.
- * Lines it sent before (HELLO, AUTH, VV, ...) are skipped.
+ * The node must answer with ERR `code` (or `alt`, if nonzero), whose text
+ * starts with `text` if that is not NULL, and close. Lines it sent before
+ * (HELLO, AUTH, VV, ...) are skipped.
  */
-static void raw_expect_err(raw *r, int code, int alt)
+static void raw_expect_err_text(raw *r, int code, int alt, const char *text)
 {
 	for (;;) {
 		char *line;
@@ -909,6 +910,8 @@ static void raw_expect_err(raw *r, int code, int alt)
 		if ((int)m.count != code && !(alt && (int)m.count == alt))
 			fail_msg("wanted ERR %d%s, the node sent: %.300s", code, alt ? " (or the alternative)" : "", line);
 		assert_true(m.arg.n > 0); /* the text names what was wrong */
+		if (text && (m.arg.n < strlen(text) || memcmp(m.arg.p, text, strlen(text)) != 0))
+			fail_msg("wanted ERR %d %s..., the node sent: %.300s", code, text, line);
 		break;
 	}
 	/* ... then close: nothing but EOF follows. */
@@ -924,6 +927,11 @@ static void raw_expect_err(raw *r, int code, int alt)
 	raw_close(r);
 }
 
+static void raw_expect_err(raw *r, int code, int alt)
+{
+	raw_expect_err_text(r, code, alt, NULL);
+}
+
 /* ------------------------------------------------------------ changes built by the test */
 
 static uint64_t hlc_now(void)
@@ -931,12 +939,14 @@ static uint64_t hlc_now(void)
 	return (uint64_t)wall_ms() << 16;
 }
 
-/* Seal a one-op change "S coll doc field s<value>" by r's identity. */
-static void make_change(lim_sb *out, unsigned char hash[LIM_HASH_BYTES], const raw *r, uint64_t seq,
+/* Seal a one-op change "S coll doc field s<value>" by r's identity; `link`
+ * gets its link, the prev of the next change. */
+static void make_change(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const raw *r, uint64_t seq,
                         const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
                         const char *field, const char *value)
 {
 	lim_change_builder b = { LIM_SB_INIT, 0 };
+	unsigned char hash[LIM_HASH_BYTES];
 	lim_value v;
 	memset(&v, 0, sizeof(v));
 	v.type = LIM_STRING;
@@ -947,6 +957,7 @@ static void make_change(lim_sb *out, unsigned char hash[LIM_HASH_BYTES], const r
 	lim_sb__putc(&b.ops, ' ');
 	lim_value__encode(&b.ops, &v);
 	assert_int_equal(lim_change__seal(out, hash, &b, r->pk, r->sk, seq, hlc, prev), 0);
+	lim_change__sealed_link(link, hash, out);
 	lim_sb__free(&b.ops);
 	/* Sanity: the bytes parse as a change. */
 	lim_change c;
@@ -954,13 +965,18 @@ static void make_change(lim_sb *out, unsigned char hash[LIM_HASH_BYTES], const r
 	lim_change__dispose(&c);
 }
 
-/* Change one hex digit of the signature (the last 128 characters). */
-static void flip_signature(lim_sb *change)
+/* Change one hex digit of the signature (the last 128 characters); `link`,
+ * if not NULL, gets the link of the altered bytes. */
+static void flip_signature(lim_sb *change, unsigned char link[LIM_HASH_BYTES])
 {
 	char *c = change->ptr + change->len - 2 * LIM_SIG_BYTES + 10;
+	unsigned char hash[LIM_HASH_BYTES];
 	*c = *c == '0' ? '1' : '0';
 	lim_change ch;
 	assert_int_equal(lim_change__parse(&ch, change->ptr, change->len), 0); /* still well formed */
+	lim_change__hash(hash, ch.bytes, ch.body_len);
+	if (link)
+		lim_change__link(link, hash, ch.sig);
 	lim_change__dispose(&ch);
 }
 
@@ -1702,7 +1718,7 @@ static void test_sync_tcp__reject_bad_change_signature(void **state)
 	(void)state;
 	c = raw_new(t->key);
 	make_change(&ch, h1, c, 1, zero, hlc_now(), "docs", "evil", "x", "forged");
-	flip_signature(&ch);
+	flip_signature(&ch, NULL);
 	raw_handshake(c, t->node.addr);
 	raw_sendf(c, "CH %s\nEND 1\n", ch.ptr);
 	lim_sb__free(&ch);
@@ -1714,43 +1730,75 @@ static void test_sync_tcp__reject_bad_change_signature(void **state)
 }
 
 /*
- * (l') inside a run of one author's consecutive changes, seq 1 carries
- * garbled signature bytes and seq 2 is valid and names seq 1's hash. By
- * PROTOCOL.md 9.4/14.3 only the run's last signature is verified: the hash
- * chain makes seq 1's body authentic, so the batch is applied. What must
- * hold: the garbled bytes never break a link further on (a node never ends
- * a batch on them), and `lim verify` reports them.
+ * (l') a run of one author's consecutive changes whose middle change
+ * carries forged signature bytes. The node verifies only the run's last
+ * signature (PROTOCOL.md 9.4), but seq 3 names the link of seq 2 as
+ * signed, which covers its signature bytes: the whole batch is refused,
+ * naming seq 2, and nothing of it is stored (seq 1 included).
  */
-static void test_sync_tcp__garbled_signature_inside_a_run(void **state)
+static void test_sync_tcp__reject_forged_signature_inside_a_run(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb ch[3] = { LIM_SB_INIT, LIM_SB_INIT, LIM_SB_INIT };
+	unsigned char prev[LIM_HASH_BYTES] = { 0 }, link[LIM_HASH_BYTES];
+	uint64_t hlc = hlc_now();
+	char want[128];
+	(void)state;
+	c = raw_new(t->key);
+	for (int i = 0; i < 3; i++) {
+		make_change(&ch[i], link, c, (uint64_t)i + 1, prev, hlc + (uint64_t)i, "docs", "evil", "x", "forged");
+		memcpy(prev, link, LIM_HASH_BYTES);
+	}
+	flip_signature(&ch[1], NULL);
+	raw_handshake(c, t->node.addr);
+	raw_sendf(c, "CH %s\nCH %s\nCH %s\nEND 3\n", ch[0].ptr, ch[1].ptr, ch[2].ptr);
+	snprintf(want, sizeof(want), "LIM_ESIGNATURE: change %.16s.../2: the signature does not verify", c->idhex);
+	raw_expect_err_text(c, LIM_PERR_REJECTED, 0, want);
+	raw_dispose(c);
+	for (int i = 0; i < 3; i++)
+		lim_sb__free(&ch[i]);
+	rj_check_unchanged_and_serving(t);
+	assert_int_equal(get(t->n.path, "docs", "evil", NULL, NULL), 1);
+	rj_done(t);
+}
+
+/*
+ * (l'') what only an author can do: seq 1 with signature bytes that do not
+ * verify, and a valid seq 2 whose prev is the link of those very bytes. In
+ * one run the author's valid signature vouches for them, so the node takes
+ * the run (PROTOCOL.md 9.4/14.3). What must hold: the node never ends a
+ * batch on them (a store syncing from it gets both), and `lim verify`
+ * reports them.
+ */
+static void test_sync_tcp__author_linked_bad_signature_in_a_run(void **state)
 {
 	rj *t = rj_setup(RJ_PLAIN);
 	raw *c;
 	lim_sb c1 = LIM_SB_INIT, c2 = LIM_SB_INIT;
-	unsigned char h1[LIM_HASH_BYTES], h2[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	unsigned char l1[LIM_HASH_BYTES], l2[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
 	uint64_t hlc = hlc_now();
 	char *out, d[65], df[65];
 	lim_msg m;
 	run r;
 	(void)state;
 	c = raw_new(t->key);
-	make_change(&c1, h1, c, 1, zero, hlc, "docs", "evil", "x", "first");
-	make_change(&c2, h2, c, 2, h1, hlc + 1, "docs", "evil", "y", "second");
-	flip_signature(&c1);
+	make_change(&c1, l1, c, 1, zero, hlc, "docs", "evil", "x", "first");
+	flip_signature(&c1, l1);
+	make_change(&c2, l2, c, 2, l1, hlc + 1, "docs", "evil", "y", "second");
 	raw_handshake(c, t->node.addr);
 	raw_sendf(c, "CH %s\nCH %s\nEND 2\n", c1.ptr, c2.ptr);
 	lim_sb__free(&c1);
 	lim_sb__free(&c2);
 	char *line = raw_msg(c, &m);
 	if (m.type != LIM_MSG_ACK || m.count != 2)
-		fail_msg("wanted ACK 2 (the chain authenticates seq 1), got: %.300s", line);
+		fail_msg("wanted ACK 2 (the author's seq 2 links to those bytes), got: %.300s", line);
 	raw_sendf(c, "BYE\n");
 	raw_dispose(c);
 	assert_int_equal(get(t->n.path, "docs", "evil", "x", &out), 0);
 	assert_string_equal(out, "\"first\"");
 	free(out);
 
-	/* A store syncing from the node gets both changes: the node never ends
-	 * a batch on the garbled signature, so the link keeps working. */
 	LIM(&r, "--db", t->fresh.path, "sync", t->node.addr);
 	expect_ok(&r, __FILE__, __LINE__);
 	run_free(&r);
@@ -1758,8 +1806,8 @@ static void test_sync_tcp__garbled_signature_inside_a_run(void **state)
 	digest_of(t->fresh.path, df);
 	assert_string_equal(d, df);
 
-	/* The garbled bytes are reported, not hidden (so no rj_done, which
-	 * requires a clean verify). */
+	/* The bytes are reported, not hidden (so no rj_done, which requires a
+	 * clean verify). */
 	node_stop(&t->node);
 	LIM(&r, "--db", t->n.path, "verify");
 	assert_int_equal(r.status, 4);
@@ -1845,7 +1893,8 @@ int main(void)
 		RJ_CASE(test_sync_tcp__reject_line_too_long),
 		RJ_CASE(test_sync_tcp__reject_idle_timeout),
 		RJ_CASE(test_sync_tcp__reject_bad_change_signature),
-		RJ_CASE(test_sync_tcp__garbled_signature_inside_a_run),
+		RJ_CASE(test_sync_tcp__reject_forged_signature_inside_a_run),
+		RJ_CASE(test_sync_tcp__author_linked_bad_signature_in_a_run),
 		RJ_CASE(test_sync_tcp__accept_own_signed_change),
 	};
 	char cwd[PATH_MAX];

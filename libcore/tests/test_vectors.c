@@ -1,6 +1,7 @@
 /*
  * The golden vectors of protocol-spec/vectors, checked through liblim: each
- * change line parses, hashes and verifies to the recorded values, and the
+ * change line parses, hashes, verifies and links to the recorded values
+ * (each prev being the link of the change before), and the
  * pack imported into an empty store gives the recorded digest, version
  * vector and documents. Python, Go and the independent client check the
  * same expected.txt.
@@ -66,6 +67,7 @@ static void test_vectors__changes_hash_and_verify(void **state)
 	size_t len, exp_len;
 	char *lines = slurp("changes.txt", &len), *expected = slurp("expected.txt", &exp_len);
 	char *save = NULL;
+	unsigned char link[LIM_HASH_BYTES] = { 0 };
 	int n = 0;
 	(void)state;
 	assert_true(sodium_init() >= 0);
@@ -74,6 +76,7 @@ static void test_vectors__changes_hash_and_verify(void **state)
 		unsigned char hash[LIM_HASH_BYTES];
 		char hex[2 * LIM_SIG_BYTES + 1], key[32];
 		assert_int_equal(lim_change__parse(&c, line, strlen(line)), 0);
+		assert_memory_equal(c.prev, link, LIM_HASH_BYTES);
 		lim_change__hash(hash, line, c.body_len);
 		lim_hex__encode(hex, hash, LIM_HASH_BYTES);
 		snprintf(key, sizeof(key), "hash %llu", (unsigned long long)c.seq);
@@ -82,6 +85,10 @@ static void test_vectors__changes_hash_and_verify(void **state)
 		snprintf(key, sizeof(key), "sig %llu", (unsigned long long)c.seq);
 		assert_string_equal(hex, expect(expected, key));
 		assert_int_equal(lim_change__verify(&c, hash), 0);
+		lim_change__link(link, hash, c.sig);
+		lim_hex__encode(hex, link, LIM_HASH_BYTES);
+		snprintf(key, sizeof(key), "link %llu", (unsigned long long)c.seq);
+		assert_string_equal(hex, expect(expected, key));
 		lim_change__dispose(&c);
 		n++;
 	}

@@ -6,7 +6,7 @@
  * changes.md, and writes into the current directory:
  *
  *   changes.txt  one change per line, the exact bytes, LF after each
- *   changes.json for each change: line, body, hash, signature, author, seed, ...
+ *   changes.json for each change: line, body, hash, signature, link, author, seed, ...
  *   pack.lim     a complete pack of those changes
  *
  * Build and run (from protocol-spec/vectors):
@@ -25,6 +25,7 @@
 
 static const char HASH_CONTEXT[] = "liblim change v1";   /* hashed with its NUL */
 static const char SIG_CONTEXT[] = "liblim signature v1"; /* signed with its NUL */
+static const char LINK_CONTEXT[] = "liblim link v1";      /* hashed with its NUL */
 static const char PACK_CONTEXT[] = "liblim pack v1";      /* hashed with its NUL */
 
 static unsigned char seed[32], pk[32], sk[64];
@@ -142,7 +143,7 @@ static void tag(buf *o, uint64_t seq, unsigned opidx)
 
 typedef struct {
 	uint64_t seq, hlc;
-	unsigned char prev[32], hash[32], sig[64];
+	unsigned char prev[32], hash[32], sig[64], link[32];
 	buf body, line;
 } change;
 
@@ -171,6 +172,14 @@ static void seal(change *c, const buf *ops, size_t nops)
 	crypto_sign_detached(c->sig, NULL, msg, sizeof(msg), sk);
 	if (crypto_sign_verify_detached(c->sig, msg, sizeof(msg), pk) != 0)
 		die("signature does not verify");
+
+	/* link = BLAKE2b-256("liblim link v1" NUL || hash || signature): the next
+	 * change's prev, so its signature covers this one's signature bytes too. */
+	crypto_generichash_init(&h, NULL, 0, 32);
+	crypto_generichash_update(&h, (const unsigned char *)LINK_CONTEXT, sizeof(LINK_CONTEXT));
+	crypto_generichash_update(&h, c->hash, 32);
+	crypto_generichash_update(&h, c->sig, 64);
+	crypto_generichash_final(&h, c->link, 32);
 
 	hex(sig_hex, c->sig, 64);
 	c->line = c->body;
@@ -253,7 +262,7 @@ int main(void)
 	op_path(&ops, 'A', "notes", "n1", "tags"), v_str(&ops, "red", 3), nops++;
 	ch[1].seq = 2;
 	ch[1].hlc = hlc(ms0 + 1000, 1);
-	memcpy(ch[1].prev, ch[0].hash, 32);
+	memcpy(ch[1].prev, ch[0].link, 32);
 	seal(&ch[1], &ops, nops);
 
 	/* seq 3: remove "red" (both of its tags, in increasing order), delete a document. */
@@ -264,7 +273,7 @@ int main(void)
 	op_head(&ops, 'X', "notes", "draft 1"), nops++;
 	ch[2].seq = 3;
 	ch[2].hlc = hlc(ms0 + 2000, 0);
-	memcpy(ch[2].prev, ch[1].hash, 32);
+	memcpy(ch[2].prev, ch[1].link, 32);
 	seal(&ch[2], &ops, nops);
 
 	/* seq 4: write to the deleted document again, delete one field of n1. */
@@ -274,7 +283,7 @@ int main(void)
 	op_path(&ops, 'D', "notes", "n1", "draft"), nops++;
 	ch[3].seq = 4;
 	ch[3].hlc = hlc(ms0 + 3000, 0);
-	memcpy(ch[3].prev, ch[2].hash, 32);
+	memcpy(ch[3].prev, ch[2].link, 32);
 	seal(&ch[3], &ops, nops);
 
 	/* changes.txt */
@@ -319,7 +328,9 @@ int main(void)
 			hex(h, ch[i].hash, 32);
 			fprintf(f, ",\n      \"hash\": \"%s\",\n", h);
 			hex(h, ch[i].sig, 64);
-			fprintf(f, "      \"signature\": \"%s\",\n      \"line\": ", h);
+			fprintf(f, "      \"signature\": \"%s\",\n", h);
+			hex(h, ch[i].link, 32);
+			fprintf(f, "      \"link\": \"%s\",\n      \"line\": ", h);
 			json_str(f, ch[i].line.b, ch[i].line.n);
 			fprintf(f, "\n    }%s\n", i + 1 < NCHANGES ? "," : "");
 		}

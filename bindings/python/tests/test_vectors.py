@@ -1,7 +1,8 @@
 """The golden vectors of protocol-spec/vectors, checked through the Python
 binding's public API (libcore/tests/test_vectors.c does the same in C, and
-bindings/go/vectors_test.go in Go): every change line hashes to the recorded
-value and carries the recorded signature, the lines apply one by one and come
+bindings/go/vectors_test.go in Go): every change line hashes and links to the
+recorded values, carries the recorded signature and names the link of the
+change before it as prev, the lines apply one by one and come
 back byte-identical from the log, and pack.lim imported into an empty store
 gives the recorded digest, version vector and documents.
 
@@ -18,6 +19,7 @@ import lim
 
 VECTORS = Path(__file__).resolve().parents[3] / "protocol-spec" / "vectors"
 HASH_CONTEXT = b"liblim change v1\0"
+LINK_CONTEXT = b"liblim link v1\0"
 
 
 def _read(name):
@@ -28,14 +30,14 @@ def _read(name):
 
 
 def _expected():
-    """expected.txt as {"hash": {seq: hex}, "sig": {...}, "digest": hex,
-    "vv": line, "get": [(coll, doc, json_text)]}."""
-    out = {"hash": {}, "sig": {}, "digest": None, "vv": None, "get": []}
+    """expected.txt as {"hash": {seq: hex}, "sig": {...}, "link": {...},
+    "digest": hex, "vv": line, "get": [(coll, doc, json_text)]}."""
+    out = {"hash": {}, "sig": {}, "link": {}, "digest": None, "vv": None, "get": []}
     for raw in _read("expected.txt").decode("utf-8").splitlines():
         if not raw or raw.startswith("#"):
             continue
         kind, _, rest = raw.partition(" ")
-        if kind in ("hash", "sig"):
+        if kind in ("hash", "sig", "link"):
             seq, hexval = rest.split(" ")
             out[kind][int(seq)] = hexval
         elif kind in ("digest", "vv"):
@@ -94,8 +96,11 @@ def test_vectors_changes_hash_and_signature():
         assert h == exp["hash"][seq], f"hash of change {seq}"
         assert sig.decode("ascii") == exp["sig"][seq], f"signature of change {seq}"
         assert fields[4].decode("ascii") == prev, f"prev of change {seq}"
-        prev = h
-    assert sorted(exp["hash"]) == [1, 2, 3, 4] and sorted(exp["sig"]) == [1, 2, 3, 4]
+        link = hashlib.blake2b(LINK_CONTEXT + bytes.fromhex(h) + bytes.fromhex(sig.decode("ascii")),
+                               digest_size=32).hexdigest()
+        assert link == exp["link"][seq], f"link of change {seq}"
+        prev = link
+    assert sorted(exp["hash"]) == sorted(exp["sig"]) == sorted(exp["link"]) == [1, 2, 3, 4]
 
 
 def test_vectors_apply_one_by_one_and_log():

@@ -33,6 +33,7 @@ const (
 var (
 	ctxChange    = []byte("liblim change v1\x00")
 	ctxSignature = []byte("liblim signature v1\x00")
+	ctxLink      = []byte("liblim link v1\x00")
 	ctxState     = []byte("liblim state v1\x00")
 	ctxPack      = []byte("liblim pack v1\x00")
 )
@@ -456,11 +457,18 @@ type Change struct {
 	Ops       []Op
 	Signature [64]byte
 	Hash      [32]byte
+	Link      [32]byte // what the author's next change names as Prev
 }
 
 // HashBody is BLAKE2b-256("liblim change v1" NUL || body).
 func HashBody(body string) [32]byte {
 	return blake2b.Sum256(append(append([]byte{}, ctxChange...), body...))
+}
+
+// LinkOf is BLAKE2b-256("liblim link v1" NUL || hash || signature), changes.md §6.
+func LinkOf(hash [32]byte, sig [64]byte) [32]byte {
+	b := append(append(append([]byte{}, ctxLink...), hash[:]...), sig[:]...)
+	return blake2b.Sum256(b)
 }
 
 func signedChangeMessage(h [32]byte) []byte {
@@ -475,7 +483,8 @@ func (c *Change) VerifySignature() bool {
 // AuthorShort is the form liblim uses in messages.
 func (c *Change) String() string { return fmt.Sprintf("%x.../%d", c.Author[:8], c.Seq) }
 
-// ParseChange applies every form rule of changes.md §2–§4 and computes the hash.
+// ParseChange applies every form rule of changes.md §2–§4 and computes the
+// hash and the link.
 func ParseChange(line string) (*Change, error) {
 	if len(line) == 0 || len(line) > MaxChangeBytes {
 		return nil, malformed("change length %d", len(line))
@@ -555,10 +564,12 @@ func ParseChange(line string) (*Change, error) {
 	copy(c.Signature[:], s)
 	c.Body = line[:strings.LastIndexByte(line, ' ')]
 	c.Hash = HashBody(c.Body)
+	c.Link = LinkOf(c.Hash, c.Signature)
 	return c, nil
 }
 
-// BuildChange encodes, hashes and signs a change.
+// BuildChange encodes, hashes and signs a change; prev is the Link of the
+// author's previous change (zero for seq 1).
 func BuildChange(priv ed25519.PrivateKey, seq, hlc uint64, prev [32]byte, ops []Op) (*Change, error) {
 	var sb strings.Builder
 	pub := priv.Public().(ed25519.PublicKey)

@@ -52,14 +52,14 @@ func (st *Store) receive(c *Change, checkSig bool) (Outcome, error) {
 	if c.Seq > max+1 {
 		return Skipped, &ChangeError{EGap, fmt.Sprintf("change %s: missing seq %d", c, max+1)}
 	}
-	var prevHash [32]byte
+	var prevLink [32]byte
 	var prevHLC uint64
 	if max > 0 {
-		prevHash = chain[max-1].Hash
+		prevLink = chain[max-1].Link // of the held bytes, which a duplicate never replaces
 		prevHLC = chain[max-1].HLC
 	}
-	if c.Prev != prevHash {
-		return 0, &ChangeError{EHash, fmt.Sprintf("change %s: prev is not the hash of seq %d", c, max)}
+	if c.Prev != prevLink {
+		return 0, &ChangeError{EHash, fmt.Sprintf("change %s: prev is not the link of seq %d", c, max)}
 	}
 	if c.HLC <= prevHLC {
 		return 0, &ChangeError{EMalformed, fmt.Sprintf("change %s: hlc does not increase", c)}
