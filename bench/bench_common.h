@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -235,6 +236,62 @@ BENCH_UNUSED static double proc_hwm_mb(int pid)
 		}
 	fclose(f);
 	return mb;
+}
+
+/* CPU seconds (user + system) a live process has used so far (NAN if
+ * unreadable): with the wall time it tells whether a process was busy or
+ * waiting. */
+BENCH_UNUSED static double proc_cpu_s(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long ut = 0, st = 0;
+	FILE *f;
+	size_t n;
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (!(f = fopen(path, "r")))
+		return NAN;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	/* Fields after the command name, which may hold spaces: state is 3rd,
+	 * utime the 14th and stime the 15th. */
+	if (!(p = strrchr(buf, ')')) || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		return NAN;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/*
+ * Seconds a process's threads spent runnable but waiting for a CPU (the
+ * second field of /proc/PID/task/TID/schedstat), summed over its threads;
+ * NAN where the kernel does not say. On a machine shared with other work
+ * this is the figure that says how disturbed a measurement was.
+ */
+BENCH_UNUSED static double proc_runq_wait_s(int pid)
+{
+	char path[300];
+	struct dirent *e;
+	double total = 0;
+	int any = 0;
+	DIR *d;
+	snprintf(path, sizeof(path), "/proc/%d/task", pid);
+	if (!(d = opendir(path)))
+		return NAN;
+	while ((e = readdir(d))) {
+		unsigned long long run, wait;
+		FILE *f;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/schedstat", pid, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fscanf(f, "%llu %llu", &run, &wait) == 2) {
+			total += (double)wait * 1e-9;
+			any = 1;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return any ? total : NAN;
 }
 
 #endif

@@ -638,12 +638,15 @@ int main(int argc, char **argv)
 	info("sqlite_version", "%s", sqlite3_libversion());
 	info("sodium_version", "%s", sodium_version_string());
 	info("lim_version", "%s", lim_version());
+	double t0 = now_s(), w0 = proc_runq_wait_s(getpid());
 	if (do_crypto)
 		bench_crypto();
 	if (do_local)
 		bench_local();
 	if (do_growth)
 		bench_growth();
+	emit("core_cpu_wait_pct", 100 * (proc_runq_wait_s(getpid()) - w0) / (now_s() - t0), "%", NAN, NAN, T_NONE, 0, 'v',
+	     NAN, "share of this section's time bench_core was runnable but waiting for a CPU taken by other work");
 	info("bench_core_peak_rss_mb", "%.1f", self_peak_rss_mb());
 	return 0;
 }

@@ -366,7 +366,7 @@ static void serve_stop(server *s)
 /* ------------------------------------------------------------ 4. catch-up */
 
 typedef struct {
-	double secs, rate, first_s, rss_a, rss_b;
+	double secs, rate, first_s, rss_a, rss_b, cpu_a, cpu_b, wait_a, wait_b;
 } catchup_result;
 
 static catchup_result catchup_once(const char *set, uint64_t changes, int check_digest)
@@ -400,6 +400,10 @@ static catchup_result catchup_once(const char *set, uint64_t changes, int check_
 	r.rate = (double)changes / r.secs;
 	r.rss_a = proc_hwm_mb(a.pid);
 	r.rss_b = proc_hwm_mb(b.pid);
+	r.cpu_a = proc_cpu_s(a.pid);
+	r.cpu_b = proc_cpu_s(b.pid);
+	r.wait_a = proc_runq_wait_s(a.pid);
+	r.wait_b = proc_runq_wait_s(b.pid);
 	serve_stop(&b);
 	serve_stop(&a);
 	if (check_digest) {
@@ -426,7 +430,7 @@ static double peak_rss;
 /* `raw` is the raw SQLite store rate of the same changes (changes/s). */
 static void bench_catchup(const char *set, uint64_t changes, long nfields, int ops, int reps, double raw)
 {
-	double rate[16], secs[16], ra = 0, rb = 0, first[16];
+	double rate[16], secs[16], ra = 0, rb = 0, first[16], ca[16], cb[16], wb[16];
 	char name[128], note[256];
 	progress("sync: %s: catch-up of %llu changes, %d repetition(s)", set, (unsigned long long)changes, reps);
 	for (int k = 0; k < reps; k++) {
@@ -434,10 +438,14 @@ static void bench_catchup(const char *set, uint64_t changes, long nfields, int o
 		rate[k] = r.rate;
 		secs[k] = r.secs;
 		first[k] = r.first_s;
+		ca[k] = r.cpu_a;
+		cb[k] = r.cpu_b;
+		wb[k] = 100 * r.wait_b / r.secs;
 		ra = maxd(ra, r.rss_a);
 		rb = maxd(rb, r.rss_b);
-		progress("sync: %s: rep %d: %.2f s, %.0f changes/s, RSS A %.1f MB, B %.1f MB", set, k + 1, r.secs, r.rate,
-		         r.rss_a, r.rss_b);
+		progress("sync: %s: rep %d: %.2f s, %.0f changes/s, RSS A %.1f MB, B %.1f MB, CPU A %.2f s, B %.2f s,"
+		         " waiting for a CPU A %.2f s, B %.2f s", set, k + 1, r.secs, r.rate, r.rss_a, r.rss_b, r.cpu_a,
+		         r.cpu_b, r.wait_a, r.wait_b);
 	}
 	summary s = summarize(rate, (size_t)reps), st = summarize(secs, (size_t)reps), sf = summarize(first, (size_t)reps);
 	double fields_rate = s.med * (double)nfields / (double)changes;
@@ -459,6 +467,15 @@ static void bench_catchup(const char *set, uint64_t changes, long nfields, int o
 	}
 	snprintf(name, sizeof(name), "sync_catchup_%dop_first_change_s", ops);
 	emit(name, sf.med, "s", NAN, NAN, T_NONE, 0, 'v', NAN, "B spawn to its first change stored (connect + handshake)");
+	snprintf(name, sizeof(name), "sync_catchup_%dop_cpu_a_us", ops);
+	emit(name, 1e6 * summarize(ca, (size_t)reps).med / (double)changes, "us/change", NAN, NAN, T_NONE, 0, 'v', NAN,
+	     "CPU time (user + system) of A's lim serve per change sent");
+	snprintf(name, sizeof(name), "sync_catchup_%dop_cpu_b_us", ops);
+	emit(name, 1e6 * summarize(cb, (size_t)reps).med / (double)changes, "us/change", NAN, NAN, T_NONE, 0, 'v', NAN,
+	     "CPU time (user + system) of B's lim serve per change applied; 1e6 / this = B's CPU-bound rate");
+	snprintf(name, sizeof(name), "sync_catchup_%dop_cpu_wait_b_pct", ops);
+	emit(name, summarize(wb, (size_t)reps).med, "%", NAN, NAN, T_NONE, 0, 'v', NAN,
+	     "share of the catch-up time B's threads were runnable but waiting for a CPU taken by other work");
 	snprintf(name, sizeof(name), "sync_catchup_%dop_rss_a_mb", ops);
 	emit(name, ra, "MB", NAN, NAN, T_MAX, 64, 'v', NAN, "VmHWM of A's lim serve (max over repetitions)");
 	snprintf(name, sizeof(name), "sync_catchup_%dop_rss_b_mb", ops);
@@ -658,6 +675,7 @@ static void bench_propagation(void)
 	check(lim_node_start(&na, a, &oa), "node A");
 	echo_open(&echo);
 	progress("propagation: %d repetitions of %d writes on A read on B", reps, per);
+	double t_start = now_s(), w_start = proc_runq_wait_s(getpid());
 
 	for (int i = -warm; i < reps * per; i++) {
 		lim_value v;
@@ -713,6 +731,8 @@ static void bench_propagation(void)
 	     "lim_db_set on A until lim_node_next_event + lim_db_get_field on B (two nodes, one process, loopback);"
 	     " baseline: half the round trip of a 320-byte line through a TCP loopback echo thread");
 	emit("propagation_p99_ms", s99.med, "ms", m99, s99.med / m99, T_NONE, 0, 'v', s99.spread, NULL);
+	emit("propagation_cpu_wait_pct", 100 * (proc_runq_wait_s(getpid()) - w_start) / (now_s() - t_start), "%", NAN, NAN,
+	     T_NONE, 0, 'v', NAN, "share of the time the two nodes' threads were runnable but waiting for a CPU");
 	echo_close(&echo);
 	lim_node_free(na);
 	lim_node_free(nb);
