@@ -522,12 +522,58 @@ static void end_batch(lim_session *s, size_t *in_batch)
 	*in_batch = 0;
 }
 
+/* Where the current author's run began in the batch being written, so a
+ * run that cannot end on a good signature can be taken back out. */
+typedef struct {
+	unsigned char author[LIM_ID_BYTES];
+	size_t out_len, in_batch;
+	uint64_t peer_seq; /* our view of the peer's seq for author before the run */
+} run_mark;
+
+static uint64_t vv_seq(lim_session *s, const unsigned char author[LIM_ID_BYTES])
+{
+	size_t pos = 0;
+	vv_item *it = vv_find(s, author, &pos);
+	return it ? it->seq : 0;
+}
+
+/*
+ * No change with a good signature within LIM_MAX_BATCH_CHANGES: only the
+ * author can have linked that many bad signatures (PROTOCOL.md 14.3), and
+ * no receiver would take a batch ending on one. Take the run back out of
+ * the batch; if it began the batch, give up relaying that author's run on
+ * this connection, so that it alone stalls and the other authors carry on.
+ * Returns 1 when the caller must skip the rest of the author's changes.
+ */
+static int take_back_run(lim_session *s, const run_mark *m, size_t *in_batch)
+{
+	size_t dropped = *in_batch - m->in_batch;
+	s->out.len = m->out_len;
+	s->changes_out -= dropped;
+	*in_batch = m->in_batch;
+	if (m->in_batch > 0) {
+		size_t pos = 0;
+		vv_item *it = vv_find(s, m->author, &pos);
+		if (it)
+			it->seq = m->peer_seq; /* the run is sent again, from its start, in the next batch */
+		end_batch(s, in_batch);
+		return 0;
+	}
+	char who[2 * LIM_ID_BYTES + 1];
+	lim_hex__encode(who, m->author, LIM_ID_BYTES);
+	say(s, "%.16s...: over %d changes in a row from seq %llu have bad signatures (run lim verify); "
+	    "not relaying them",
+	    who, LIM_MAX_BATCH_CHANGES, (unsigned long long)m->peer_seq + 1);
+	return 1;
+}
+
 int lim_session__pump(lim_session *s, int64_t now_ms)
 {
 	lim_change_iter *it = NULL;
 	const char *bytes;
 	size_t len, in_batch = 0;
-	int rc = 0, must_extend = 0;
+	int rc = 0, must_extend = 0, skipping = 0;
+	run_mark run;
 
 	if (s->st != ST_LIVE || !s->have_peer_vv || !s->dirty || s->cfg.observer)
 		return 0;
@@ -553,6 +599,17 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 		const char *sp = memchr(bytes + 5 + 2 * LIM_ID_BYTES + 1, ' ', len - 5 - 2 * LIM_ID_BYTES - 1);
 		lim_hex__decode(author, LIM_ID_BYTES, bytes + 5, 2 * LIM_ID_BYTES);
 		lim_dec__parse_u64(bytes + 5 + 2 * LIM_ID_BYTES + 1, (size_t)(sp - bytes - 5 - 2 * LIM_ID_BYTES - 1), &seq);
+		if (skipping && memcmp(author, run.author, LIM_ID_BYTES) == 0) {
+			vv_raise(s, author, seq);
+			continue;
+		}
+		skipping = 0;
+		if (in_batch == 0 || memcmp(author, run.author, LIM_ID_BYTES) != 0) {
+			memcpy(run.author, author, LIM_ID_BYTES);
+			run.out_len = s->out.len;
+			run.in_batch = in_batch;
+			run.peer_seq = vv_seq(s, author);
+		}
 		vv_raise(s, author, seq);
 		lim_sb__puts(&s->out, "CH ");
 		lim_sb__put(&s->out, bytes, len);
@@ -563,14 +620,23 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 		               s->out.len - s->out_off >= s->cfg.output_high_water;
 		if (!at_limit && !must_extend)
 			continue;
-		must_extend = !ends_on_good_signature(bytes, len) && in_batch < LIM_MAX_BATCH_CHANGES;
+		if (ends_on_good_signature(bytes, len)) {
+			must_extend = 0;
+			end_batch(s, &in_batch);
+			continue;
+		}
+		must_extend = in_batch < LIM_MAX_BATCH_CHANGES;
 		if (must_extend) {
 			say(s, "a stored change of %.16s.../%llu has a bad signature (run lim verify); sending past it",
 			    bytes + 5, (unsigned long long)seq);
 			continue;
 		}
-		if (in_batch >= s->cfg.batch_changes || at_limit)
-			end_batch(s, &in_batch);
+		skipping = take_back_run(s, &run, &in_batch);
+		if (!skipping) {
+			/* The iterator is past the run: start again from the peer's view. */
+			lim_change_iter_free(it);
+			it = NULL;
+		}
 	}
 	lim_change_iter_free(it);
 	/* The log ended: this last run ends at its author's head. */

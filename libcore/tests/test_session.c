@@ -308,6 +308,83 @@ static void test_session__relay_never_ends_a_batch_on_a_bad_signature(void **sta
 		free(bytes[i]);
 }
 
+/* An author's chain of n changes whose signatures are garbled at
+ * [bad_from, bad_to] (0-based), each next change linking to the garbled
+ * bytes, as only the author itself can make them. */
+static char **author_chain(size_t n, size_t bad_from, size_t bad_to, lim_span *run)
+{
+	unsigned char pk[LIM_ID_BYTES], sk[LIM_SECRET_KEY_BYTES], prev[LIM_HASH_BYTES] = { 0 }, link[LIM_HASH_BYTES];
+	char **bytes = calloc(n, sizeof(*bytes));
+	assert_non_null(bytes);
+	crypto_sign_keypair(pk, sk);
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		bytes[i] = seal_one(pk, sk, (uint64_t)i + 1, prev, link, &len);
+		if (i >= bad_from && i <= bad_to) {
+			lim_change c;
+			unsigned char hash[LIM_HASH_BYTES];
+			bytes[i][len - 1] = bytes[i][len - 1] == '0' ? '1' : '0';
+			assert_int_equal(lim_change__parse(&c, bytes[i], len), 0);
+			lim_change__hash(hash, c.bytes, c.body_len);
+			lim_change__link(link, hash, c.sig);
+			lim_change__dispose(&c);
+		}
+		memcpy(prev, link, LIM_HASH_BYTES);
+		run[i].p = bytes[i];
+		run[i].n = len;
+	}
+	return bytes;
+}
+
+/*
+ * More bad signatures in a row than one batch may hold: no batch can end on
+ * a good one, so the relay gives up on that author (it alone stalls) and
+ * goes on with the others, instead of sending a batch the receiver must
+ * refuse on every reconnect.
+ */
+static void test_session__relay_skips_an_author_with_too_many_bad_signatures(void **state)
+{
+	enum { N_BAD_AUTHOR = 1103, N_GOOD_AUTHOR = 40 };
+	link_fixture *f = *state;
+	lim_span bad_run[N_BAD_AUTHOR], good_run[N_GOOD_AUTHOR];
+	lim_batch_result res;
+	lim_buf vv = LIM_BUF_INIT;
+	char **bad = author_chain(N_BAD_AUTHOR, 1, N_BAD_AUTHOR - 2, bad_run);
+	char **good = author_chain(N_GOOD_AUTHOR, 1, 0, good_run);
+	char bad_hex[2 * LIM_ID_BYTES + 1];
+
+	assert_int_equal(lim_db__apply_batch(f->b, bad_run, N_BAD_AUTHOR, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, N_BAD_AUTHOR);
+	assert_int_equal(lim_db__apply_batch(f->b, good_run, N_GOOD_AUTHOR, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, N_GOOD_AUTHOR);
+	assert_int_equal(lim_db_set(f->b, "own", "doc", "v", &(lim_value){ .type = LIM_INT, .integer = 7 }), 0);
+
+	settle(f);
+	lim_session_info ia, ib;
+	lim_session__info(f->sa, &ia);
+	lim_session__info(f->sb, &ib);
+	assert_false(ia.closed);
+	assert_false(ib.closed);
+	/* The honest authors arrived; the author of the bad run did not. */
+	assert_json(f->a, "own", "doc", "v", "7");
+	assert_int_equal(lim_db_version_vector(&vv, f->a), 0);
+	memcpy(bad_hex, bad_run[0].p + 5, 2 * LIM_ID_BYTES);
+	bad_hex[2 * LIM_ID_BYTES] = 0;
+	char good_line[2 * LIM_ID_BYTES + 8];
+	memcpy(good_line, good_run[0].p + 5, 2 * LIM_ID_BYTES);
+	snprintf(good_line + 2 * LIM_ID_BYTES, 8, " %d\n", N_GOOD_AUTHOR);
+	assert_non_null(strstr((const char *)vv.ptr, good_line));
+	assert_null(strstr((const char *)vv.ptr, bad_hex));
+	assert_int_equal(lim_db_verify(f->a), 0);
+	lim_buf_dispose(&vv);
+	for (size_t i = 0; i < N_BAD_AUTHOR; i++)
+		free(bad[i]);
+	for (size_t i = 0; i < N_GOOD_AUTHOR; i++)
+		free(good[i]);
+	free(bad);
+	free(good);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -318,6 +395,7 @@ int main(void)
 		T(test_session__keepalive_and_idle_timeout),
 		T(test_session__forged_signature_mid_run_is_refused),
 		T(test_session__relay_never_ends_a_batch_on_a_bad_signature),
+		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }
