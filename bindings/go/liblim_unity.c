@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 7691148efa7a85e12500a21388188f6bef40c2a73ad6adb3bb72d405b3ec2011 */
+/* libcore digest (sha256): 683f53f13f9c86fde344e87f20ad980553d7d66292106817fa40d57d343c21b9 */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
