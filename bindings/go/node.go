@@ -284,9 +284,10 @@ func (n *Node) EventsDropped() uint64 {
 // how long Close and a cancelled Changes context wait for the poller.
 const pollInterval = 100 * time.Millisecond
 
-// Changes returns a channel of the remote changes the node applies from
-// now on (one applied just before the call may be delivered too). It is
-// closed when ctx is done or the node is closed. Every channel returned
+// Changes returns a channel of the remote changes the node applies. liblim
+// queues them while no channel is open (up to 65536), so the first channel
+// opened after a quiet spell also receives the changes applied meanwhile.
+// It is closed when ctx is done or the node is closed. Every channel returned
 // sees every change; a receiver that does not keep up delays the others
 // (changes then wait in liblim's queue of 65536).
 func (n *Node) Changes(ctx context.Context) <-chan Change {
