@@ -338,6 +338,18 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		goto out;
 	}
 	if (memcmp(c.prev, head, LIM_HASH_BYTES) != 0) {
+		/* Signed by its author, it continues another version of the seq
+		 * held here: the author forked its chain (two copies of one store,
+		 * a restored backup). Like an equivocation, that is the author's
+		 * doing, not the sender's, so it is skipped rather than failing the
+		 * batch, which every reconnect would send again. */
+		if (verify_sig && lim_change__verify(&c, hash) == 0) {
+			rc = lim__error(LIM_EEQUIVOCATION,
+			                "author %s... forked its chain: its seq %llu follows a seq %llu other than the one held here; "
+			                "not applied",
+			                who, (unsigned long long)c.seq, (unsigned long long)max_seq);
+			goto out;
+		}
 		rc = lim__error(LIM_EHASH, "change %s.../%llu names a predecessor link that does not match seq %llu as held here",
 		                who, (unsigned long long)c.seq, (unsigned long long)max_seq);
 		goto out;

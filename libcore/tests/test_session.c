@@ -385,6 +385,65 @@ static void test_session__relay_skips_an_author_with_too_many_bad_signatures(voi
 	free(good);
 }
 
+/* seal_one with the value of its one op chosen by the caller. */
+static char *seal_value(const unsigned char pk[LIM_ID_BYTES], const unsigned char sk[LIM_SECRET_KEY_BYTES],
+                        uint64_t seq, int value, const unsigned char prev[LIM_HASH_BYTES],
+                        unsigned char link[LIM_HASH_BYTES], lim_span *out_span)
+{
+	lim_change_builder b = { LIM_SB_INIT, 1 };
+	lim_sb out = LIM_SB_INIT;
+	unsigned char hash[LIM_HASH_BYTES];
+	lim_sb__printf(&b.ops, " S c fork x i%d", value);
+	assert_int_equal(lim_change__seal(&out, hash, &b, pk, sk, seq, (uint64_t)1700000000000 << 16 | seq, prev), 0);
+	lim_change__sealed_link(link, hash, &out);
+	lim_sb__free(&b.ops);
+	out_span->p = out.ptr;
+	out_span->n = out.len;
+	return out.ptr;
+}
+
+/*
+ * An author that forks its chain (two copies of one store both writing)
+ * must not make a batch fail: its changes that follow the other fork are
+ * skipped like an equivocation, and the other authors' changes of the same
+ * batch still apply. Otherwise every reconnect would resend the batch and
+ * the link would carry nothing else again.
+ */
+static void test_session__forked_author_does_not_fail_the_batch(void **state)
+{
+	link_fixture *f = *state;
+	unsigned char xpk[LIM_ID_BYTES], xsk[LIM_SECRET_KEY_BYTES], ypk[LIM_ID_BYTES], ysk[LIM_SECRET_KEY_BYTES];
+	unsigned char zero[LIM_HASH_BYTES] = { 0 }, link_held[LIM_HASH_BYTES], link_fork[LIM_HASH_BYTES], unused[LIM_HASH_BYTES];
+	lim_span held, batch[3];
+	lim_batch_result res;
+	char *mem[4];
+	crypto_sign_keypair(xpk, xsk);
+	crypto_sign_keypair(ypk, ysk);
+	mem[0] = seal_value(xpk, xsk, 1, 100, zero, link_held, &held);
+	mem[1] = seal_value(xpk, xsk, 1, 200, zero, link_fork, &batch[0]);
+	mem[2] = seal_value(xpk, xsk, 2, 201, link_fork, unused, &batch[1]);
+	mem[3] = seal_value(ypk, ysk, 1, 300, zero, unused, &batch[2]);
+	assert_int_equal(lim_db__apply_batch(f->b, &held, 1, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, 1);
+
+	assert_int_equal(lim_db__apply_batch(f->b, batch, 3, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, 1); /* y's change */
+	assert_int_equal(res.skipped, 2); /* x's other seq 1, and its seq 2 that follows it */
+	assert_int_equal(lim_db_verify(f->b), 0);
+	lim_buf vv = LIM_BUF_INIT;
+	char line[2 * LIM_ID_BYTES + 4];
+	assert_int_equal(lim_db_version_vector(&vv, f->b), 0);
+	lim_hex__encode(line, xpk, LIM_ID_BYTES);
+	strcat(line, " 1\n");
+	assert_non_null(strstr((const char *)vv.ptr, line));
+	lim_hex__encode(line, ypk, LIM_ID_BYTES);
+	strcat(line, " 1\n");
+	assert_non_null(strstr((const char *)vv.ptr, line));
+	lim_buf_dispose(&vv);
+	for (int i = 0; i < 4; i++)
+		free(mem[i]);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -396,6 +455,7 @@ int main(void)
 		T(test_session__forged_signature_mid_run_is_refused),
 		T(test_session__relay_never_ends_a_batch_on_a_bad_signature),
 		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
+		T(test_session__forked_author_does_not_fail_the_batch),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }

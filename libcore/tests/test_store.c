@@ -555,11 +555,26 @@ static void test_store__equivocation_detected_first_kept(void **state)
 	expect_error(lim_db_apply(f->db, cb, lb, NULL), LIM_EEQUIVOCATION, "two different changes");
 	assert_unchanged(f->db, &s);
 	assert_json(f->db, "c", "d", "f", "\"first\"");
+	/* b goes on writing on its fork: its seq 2 follows the other seq 1.
+	 * It is the author's doing, so it is refused as such (a skip within
+	 * a batch), not as a broken chain, which would fail a whole batch. */
+	assert_int_equal(lim_db_set(b, "c", "d", "g", &vb), 0);
+	size_t lb2;
+	char *cb2 = last_change(b, &lb2);
+	take(f->db, &s);
+	expect_error(lim_db_apply(f->db, cb2, lb2, NULL), LIM_EEQUIVOCATION, "forked its chain");
+	assert_unchanged(f->db, &s);
+	/* With a bad signature it is no one's doing: a broken chain. */
+	cb2[lb2 - 1] = cb2[lb2 - 1] == '0' ? '1' : '0';
+	take(f->db, &s);
+	expect_error(lim_db_apply(f->db, cb2, lb2, NULL), LIM_EHASH, NULL);
+	assert_unchanged(f->db, &s);
 	/* A forged "equivocation" is a signature failure, not blame. */
 	cb[lb - 1] = cb[lb - 1] == '0' ? '1' : '0';
 	expect_error(lim_db_apply(f->db, cb, lb, NULL), LIM_ESIGNATURE, NULL);
 	free(ca);
 	free(cb);
+	free(cb2);
 	lim_db_free(a);
 	lim_db_free(b);
 	free(pa);

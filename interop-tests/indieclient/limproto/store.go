@@ -59,6 +59,11 @@ func (st *Store) receive(c *Change, checkSig bool) (Outcome, error) {
 		prevHLC = chain[max-1].HLC
 	}
 	if c.Prev != prevLink {
+		// Signed by its author, it follows another version of seq max: the
+		// author forked its chain, which is its doing, not the sender's.
+		if checkSig && c.VerifySignature() {
+			return Skipped, &ChangeError{EEquivocation, fmt.Sprintf("change %s: its author forked its chain at seq %d", c, max)}
+		}
 		return 0, &ChangeError{EHash, fmt.Sprintf("change %s: prev is not the link of seq %d", c, max)}
 	}
 	if c.HLC <= prevHLC {
