@@ -73,7 +73,8 @@ typedef struct {
  * links (change.h). Changes that cannot be
  * applied for reasons that are not the sender's fault are skipped (see
  * lim_batch_result); any other failure rolls the whole batch back and is
- * returned. `applied_cb` is called for each newly applied change.
+ * returned. `applied_cb` is called for each newly applied change once the
+ * batch has committed, never for one that was rolled back.
  */
 int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch_result *res,
                         void (*applied_cb)(void *ctx, const unsigned char author[LIM_ID_BYTES], uint64_t seq),

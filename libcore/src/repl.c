@@ -476,6 +476,11 @@ static void note_skip(lim_batch_result *res, int rc)
 	}
 }
 
+typedef struct {
+	unsigned char author[LIM_ID_BYTES];
+	uint64_t seq;
+} applied_change;
+
 int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch_result *res,
                         void (*applied_cb)(void *ctx, const unsigned char author[LIM_ID_BYTES], uint64_t seq),
                         void *cb_ctx)
@@ -483,11 +488,16 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 	lim_apply_stats st = { 0, 0 };
 	evidence ev;
 	lim_change who;
+	applied_change *applied = NULL;
 	int rc;
 	size_t i = 0;
 
 	memset(res, 0, sizeof(*res));
 	memset(&ev, 0, sizeof(ev));
+	/* Reported only once the batch is committed: a change applied before a
+	 * later one fails the batch is rolled back with it. */
+	if (applied_cb && n && !(applied = malloc(n * sizeof(*applied))))
+		return lim__error(LIM_ENOMEM, "out of memory");
 	LIM_DB_LOCK(db);
 	if ((rc = check_can_apply(db)) < 0 || (rc = lim_store__begin(&db->st)) < 0)
 		goto out;
@@ -509,9 +519,11 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 				fast_ok = apply_one(db, changes[k].p, changes[k].n, &st, &ev, k + 1 == end, &who) == 0;
 			if (fast_ok) {
 				rc = lim_store__exec(&db->st, "RELEASE lim_run");
-				for (size_t k = i; k < end && applied_cb && rc == 0; k++)
-					if (peek_author_seq(&changes[k], a, &s) == 0 && s > s0 + (end - i) - 1 - (st.applied - before))
-						applied_cb(cb_ctx, a, s);
+				/* The run's duplicates come first: its applied changes are its last ones. */
+				for (uint64_t q = st.applied - before; applied && q > 0; q--) {
+					memcpy(applied[st.applied - q].author, a0, LIM_ID_BYTES);
+					applied[st.applied - q].seq = s0 + (end - i) - q;
+				}
 				i = end;
 				continue;
 			}
@@ -526,9 +538,10 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 		for (size_t k = i; k < end && rc == 0; k++) {
 			size_t had = st.applied;
 			int r = apply_one(db, changes[k].p, changes[k].n, &st, &ev, 1, &who);
-			if (r == 0 && st.applied > had && applied_cb)
-				applied_cb(cb_ctx, who.author, who.seq);
-			else if (r < 0 && is_skippable(r))
+			if (r == 0 && st.applied > had && applied) {
+				memcpy(applied[had].author, who.author, LIM_ID_BYTES);
+				applied[had].seq = who.seq;
+			} else if (r < 0 && is_skippable(r))
 				note_skip(res, r);
 			else if (r < 0)
 				rc = r;
@@ -540,12 +553,15 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 		lim_store__rollback(&db->st);
 		rc = code;
 	} else if ((rc = lim_store__commit(&db->st)) == 0 && st.applied) {
+		for (size_t k = 0; applied && k < st.applied; k++)
+			applied_cb(cb_ctx, applied[k].author, applied[k].seq);
 		lim_db__notify_commit(db);
 	}
 	record_evidence(db, &ev);
 out:
 	LIM_DB_UNLOCK(db);
 	lim_sb__free(&ev.body);
+	free(applied);
 	res->applied = st.applied;
 	res->duplicates = st.duplicates;
 	return rc;

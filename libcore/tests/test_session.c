@@ -444,6 +444,86 @@ static void test_session__forked_author_does_not_fail_the_batch(void **state)
 		free(mem[i]);
 }
 
+typedef struct {
+	size_t n;
+	uint64_t seqs[8];
+	unsigned char authors[8][LIM_ID_BYTES];
+} applied_log;
+
+static void log_applied(void *ctx, const unsigned char author[LIM_ID_BYTES], uint64_t seq)
+{
+	applied_log *l = ctx;
+	if (l->n < 8) {
+		memcpy(l->authors[l->n], author, LIM_ID_BYTES);
+		l->seqs[l->n] = seq;
+	}
+	l->n++;
+}
+
+/*
+ * The applied callback feeds the node's events and the session's counters:
+ * it must name exactly the changes that were committed. A batch that fails
+ * on its last change rolls back the ones before it, and reports none; a
+ * run that starts with changes already held reports only its new ones.
+ */
+static void test_session__applied_callback_only_after_commit(void **state)
+{
+	link_fixture *f = *state;
+	unsigned char xpk[LIM_ID_BYTES], xsk[LIM_SECRET_KEY_BYTES], ypk[LIM_ID_BYTES], ysk[LIM_SECRET_KEY_BYTES];
+	unsigned char zero[LIM_HASH_BYTES] = { 0 }, l1[LIM_HASH_BYTES], l2[LIM_HASH_BYTES], l3[LIM_HASH_BYTES], ly[LIM_HASH_BYTES];
+	lim_span x[3], y, batch[4];
+	lim_batch_result res;
+	applied_log log = { 0 };
+	char *mem[4];
+	lim_buf vv = LIM_BUF_INIT;
+	crypto_sign_keypair(xpk, xsk);
+	crypto_sign_keypair(ypk, ysk);
+	mem[0] = seal_value(xpk, xsk, 1, 1, zero, l1, &x[0]);
+	mem[1] = seal_value(xpk, xsk, 2, 2, l1, l2, &x[1]);
+	mem[2] = seal_value(xpk, xsk, 3, 3, l2, l3, &x[2]);
+	mem[3] = seal_value(ypk, ysk, 1, 9, zero, ly, &y);
+
+	/* x1, x2 and y1 apply, then z1 with a bad signature refuses them all. */
+	unsigned char zpk[LIM_ID_BYTES], zsk[LIM_SECRET_KEY_BYTES], lz[LIM_HASH_BYTES];
+	lim_span z;
+	crypto_sign_keypair(zpk, zsk);
+	char *forged = seal_value(zpk, zsk, 1, 7, zero, lz, &z);
+	forged[z.n - 1] = forged[z.n - 1] == '0' ? '1' : '0';
+	batch[0] = x[0];
+	batch[1] = x[1];
+	batch[2] = y;
+	batch[3] = z;
+	assert_true(lim_db__apply_batch(f->b, batch, 4, &res, log_applied, &log) < 0);
+	assert_int_equal(log.n, 0);
+	assert_int_equal(lim_db_version_vector(&vv, f->b), 0);
+	char hex[2 * LIM_ID_BYTES + 1];
+	lim_hex__encode(hex, xpk, LIM_ID_BYTES);
+	assert_null(strstr((const char *)vv.ptr, hex));
+	lim_buf_dispose(&vv);
+
+	/* x1 held; then the run x1..x3 and y1: x2, x3, y1 reported, in order. */
+	assert_int_equal(lim_db__apply_batch(f->b, x, 1, &res, log_applied, &log), 0);
+	assert_int_equal(log.n, 1);
+	log.n = 0;
+	batch[0] = x[0];
+	batch[1] = x[1];
+	batch[2] = x[2];
+	batch[3] = y;
+	assert_int_equal(lim_db__apply_batch(f->b, batch, 4, &res, log_applied, &log), 0);
+	assert_int_equal(res.applied, 3);
+	assert_int_equal(res.duplicates, 1);
+	assert_int_equal(log.n, 3);
+	assert_int_equal(log.seqs[0], 2);
+	assert_int_equal(log.seqs[1], 3);
+	assert_int_equal(log.seqs[2], 1);
+	assert_memory_equal(log.authors[0], xpk, LIM_ID_BYTES);
+	assert_memory_equal(log.authors[1], xpk, LIM_ID_BYTES);
+	assert_memory_equal(log.authors[2], ypk, LIM_ID_BYTES);
+	free(forged);
+	for (int i = 0; i < 4; i++)
+		free(mem[i]);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -456,6 +536,7 @@ int main(void)
 		T(test_session__relay_never_ends_a_batch_on_a_bad_signature),
 		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
 		T(test_session__forked_author_does_not_fail_the_batch),
+		T(test_session__applied_callback_only_after_commit),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }
