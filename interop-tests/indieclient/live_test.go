@@ -543,3 +543,114 @@ func probeCHCheck(t *testing.T, addr string, nk [32]byte) {
 		t.Errorf("PROTOCOL.md §7.4: a payload with SP at byte 70 but not at 69 was refused as %q; spec says the CH check only needs a SP after byte 70", errAt)
 	}
 }
+
+// TestLiveConflicts pushes concurrent writes to fields the node wrote last
+// and checks changes.md §9: a register shows the op with the greatest stamp
+// (hlc, then author bytewise, then seq, then op index), whatever the
+// arrival order. Every push here arrives after the node's own write, so a
+// node that let the last arrival win would fail each "node" expectation.
+func TestLiveConflicts(t *testing.T) {
+	bin := limBin(t)
+	lim := limRunner{t, bin}
+	dir := t.TempDir()
+	db := filepath.Join(dir, "c.db")
+	var nk [32]byte
+	rand.Read(nk[:])
+	lim.must("--db", db, "init", "--network-key", hex.EncodeToString(nk[:]))
+	// One change of the node: all three fields carry the same hlc H.
+	lim.must("--db", db, "put", "notes", "c", `{"older":"node","tie_lo":"node","tie_hi":"node"}`)
+	n := startNode(t, bin, db)
+	defer n.stop(t)
+
+	conn, err := net.Dial("tcp", n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := lp.NewSession(conn, lp.Config{Role: lp.RoleClient, Priv: newKey(t), NetworkKey: nk})
+	deadline := time.Now().Add(10 * time.Second)
+	if err := s.Handshake(nil, deadline); err != nil {
+		t.Fatalf("handshake: %v", err)
+	}
+	st := lp.NewStore()
+	p := lp.NewPeer(s, st)
+	for !p.Idle() {
+		if err := p.Step(deadline); err != nil {
+			t.Fatalf("catch-up: %v", err)
+		}
+	}
+	vv := st.VV()
+	if len(vv) != 1 || vv[0].Seq != 1 {
+		t.Fatalf("expected the node's one change, got vv %+v", vv)
+	}
+	nodeAuthor := vv[0].Author
+	H := st.Head(nodeAuthor).HLC
+
+	// Two authors whose ids fall on either side of the node's, so that at an
+	// equal hlc one must lose and one must win on the author id alone.
+	var lo, hi ed25519.PrivateKey
+	for lo == nil || hi == nil {
+		k := newKey(t)
+		id := lp.PublicID(k)
+		if c := bytes.Compare(id[:], nodeAuthor[:]); c < 0 && lo == nil {
+			lo = k
+		} else if c > 0 && hi == nil {
+			hi = k
+		}
+	}
+	push := []struct {
+		key   ed25519.PrivateKey
+		hlc   uint64
+		field string
+		value string
+	}{
+		{newKey(t), H - 1, "older", "older author"}, // one tick before the node's write: loses
+		{lo, H, "tie_lo", "lower author id"},        // same ms and counter, smaller id: loses
+		{hi, H, "tie_hi", "higher author id"},       // same ms and counter, greater id: wins
+	}
+	for _, w := range push {
+		c, err := lp.BuildChange(w.key, 1, w.hlc, [32]byte{}, []lp.Op{
+			{Kind: 'S', Coll: "notes", Doc: "c", Path: w.field, Value: lp.String(w.value)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, err := st.Receive(c); out != lp.Applied || err != nil {
+			t.Fatalf("own store refused the %s write: %v %v", w.field, out, err)
+		}
+	}
+	if err := p.Pump(); err != nil {
+		t.Fatal(err)
+	}
+	for p.Unacked() > 0 {
+		if err := p.Step(deadline); err != nil {
+			t.Fatalf("waiting for ACK: %v", err)
+		}
+	}
+	if err := s.Bye(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]string{"older": "node", "tie_lo": "node", "tie_hi": "higher author id"}
+	mine, ok := lp.ComputeState(st.All()).DocJSON("notes", "c")
+	if !ok {
+		t.Fatalf("reconstruction has no notes/c")
+	}
+	var fields map[string]string
+	if err := json.Unmarshal([]byte(mine), &fields); err != nil {
+		t.Fatalf("reconstruction of notes/c: %v: %s", err, mine)
+	}
+	for f, v := range want {
+		if fields[f] != v {
+			t.Errorf("reconstruction: %s = %q, want %q (changes.md §9 stamp order)", f, fields[f], v)
+		}
+		out := strings.TrimSpace(lim.must("--db", db, "get", "notes", "c", f))
+		if out != lp.JSONString([]byte(v)) {
+			t.Errorf("lim get notes c %s = %s, want %q", f, out, v)
+		}
+	}
+	// Field by field and byte for byte, plus digest and vv (4 authors now).
+	compareAll(t, lim, db, st)
+	if got := strings.Count(lim.must("--db", db, "vv"), "\n"); got != 4 {
+		t.Errorf("lim vv lists %d authors, want 4 (the node and the three pushers)", got)
+	}
+}

@@ -196,6 +196,119 @@ func TestProbes(t *testing.T) {
 		p.s.Close()
 	})
 
+	t.Run("forked-chain", func(t *testing.T) {
+		// changes.md §8 step 4, PROTOCOL.md §9.2: two different seq 1 of one
+		// author (an equivocation), then a seq 2 whose prev is the link of the
+		// seq 1 the node does not hold. Its signature verifies, so the fork is
+		// the author's doing: LIM_EEQUIVOCATION, skipped and acknowledged, the
+		// rest of its batch still applied, the connection kept, the state as
+		// before. With a signature that does not verify, the same mismatch is
+		// LIM_EHASH: the batch is refused and the connection closed.
+		db2 := filepath.Join(dir, "fork.db")
+		lim.must("--db", db2, "init", "--network-key", hex.EncodeToString(nk[:]))
+		n2 := startNode(t, bin, db2)
+		defer n2.stop(t)
+		k := newKey(t)
+		op := func(delta int64) []lp.Op {
+			return []lp.Op{{Kind: 'N', Coll: "probe", Doc: "fork", Path: "n", Delta: delta}}
+		}
+		build := func(seq, hlc uint64, prev [32]byte, delta int64) *lp.Change {
+			c, err := lp.BuildChange(k, seq, hlc, prev, op(delta))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		a1 := build(1, now+100, [32]byte{}, 1)
+		b1 := build(1, now+200, [32]byte{}, 10)
+		b2 := build(2, now+300, b1.Link, 100) // follows the fork the node lacks
+		other := chain(t, newKey(t), 1, now+400, "fork-other")[0]
+
+		// This implementation's own receive step says the same.
+		mine := lp.NewStore()
+		for i, c := range []*lp.Change{a1, b1, b2} {
+			out, err := mine.Receive(c)
+			var ce *lp.ChangeError
+			if i == 0 && (out != lp.Applied || err != nil) {
+				t.Fatalf("limproto: a1: %v %v", out, err)
+			}
+			if i > 0 && (out != lp.Skipped || !errors.As(err, &ce) || ce.Name != lp.EEquivocation) {
+				t.Errorf("limproto: change %d of the fork: %v %v, want skipped as LIM_EEQUIVOCATION", i, out, err)
+			}
+		}
+
+		p := dialCaughtUp(t, n2.addr, nk)
+		// ackOrErr reads until ACK or ERR; anything else (VV, PONG) is noted.
+		ackOrErr := func(what string) string {
+			for {
+				l, err := p.s.ReadLine(time.Now().Add(3 * time.Second))
+				if err != nil {
+					t.Fatalf("%s: no ACK or ERR: %v", what, err)
+				}
+				if strings.HasPrefix(l, "ACK ") || strings.HasPrefix(l, "ERR ") {
+					return l
+				}
+			}
+		}
+		sendBatch(p, []*lp.Change{a1})
+		if l := ackOrErr("a1"); l != "ACK 1" {
+			t.Fatalf("a1: %q", l)
+		}
+		state := func() (string, string) { return lim.must("--db", db2, "vv"), lim.must("--db", db2, "digest") }
+		vv0, digest0 := state()
+		sendBatch(p, []*lp.Change{b1})
+		if l := ackOrErr("b1"); l != "ACK 1" {
+			t.Errorf("the second seq 1 (an equivocation): %q, want ACK 1", l)
+		}
+		sendBatch(p, []*lp.Change{b2})
+		if l := ackOrErr("b2"); l != "ACK 1" {
+			t.Fatalf("seq 2 following the other fork: %q, want ACK 1 (changes.md §8 step 4: skipped as LIM_EEQUIVOCATION)", l)
+		}
+		if vv, d := state(); vv != vv0 || d != digest0 {
+			t.Errorf("the skipped fork changed the store: vv %q -> %q, digest %q -> %q", vv0, vv, digest0, d)
+		}
+		// Skipped, not refused: the rest of a batch is applied ...
+		sendBatch(p, []*lp.Change{b2, other})
+		if l := ackOrErr("b2+other"); l != "ACK 2" {
+			t.Fatalf("forked seq 2, then another author's change: %q, want ACK 2", l)
+		}
+		// ... and the connection stays in LIVE.
+		p.s.Send("PING fork")
+		if l, seen := p.expect("PONG ", 2*time.Second); l != "PONG fork" {
+			t.Errorf("after the forked seq 2 the connection is not live: %q %q", seen, l)
+		}
+		p.s.Close()
+		// The node holds exactly a1 and other: its digest and vv are those
+		// of this implementation's reconstruction of those two changes.
+		ref := lp.NewStore()
+		for _, c := range []*lp.Change{a1, other} {
+			if out, err := ref.Receive(c); out != lp.Applied || err != nil {
+				t.Fatalf("limproto: %v %v", out, err)
+			}
+		}
+		want := lp.ComputeState(ref.All()).Digest()
+		if vv, d := state(); vv != ref.VVText() || strings.TrimSpace(d) != hex.EncodeToString(want[:]) {
+			t.Errorf("after b2+other: vv %q digest %s, want vv %q digest %x", vv, strings.TrimSpace(d), ref.VVText(), want)
+		}
+		if got := strings.TrimSpace(lim.must("--db", db2, "get", "probe", "fork", "n")); got != "1" {
+			t.Errorf("probe/fork n = %s, want 1 (only a1 applied)", got)
+		}
+
+		// The same prev mismatch with a signature that does not verify
+		// blames the sender: ERR 422 LIM_EHASH, connection closed.
+		bad, err := lp.ParseChange(b2.Body + " " + strings.Repeat("0", 128))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := dialCaughtUp(t, n2.addr, nk)
+		sendBatch(q, []*lp.Change{bad})
+		l, seen := q.expect("ERR ", 2*time.Second)
+		if !strings.HasPrefix(l, "ERR 422 LIM_EHASH") {
+			t.Errorf("forked seq 2 with a bad signature: %q %q, want ERR 422 LIM_EHASH", seen, l)
+		}
+		q.s.Close()
+	})
+
 	t.Run("window-and-batch-size", func(t *testing.T) {
 		// §9.3: batches of at most 500 (liblim), at most 2000 unacknowledged.
 		k := newKey(t)

@@ -4,11 +4,18 @@ bindings/go/vectors_test.go in Go): every change line hashes and links to the
 recorded values, carries the recorded signature and names the link of the
 change before it as prev, the lines apply one by one and come
 back byte-identical from the log, and pack.lim imported into an empty store
-gives the recorded digest, version vector and documents.
+gives the recorded digest, version vector and documents, and exports back to
+pack.lim byte for byte.
+
+The binding exposes no change hash or link, so those two are recomputed with
+hashlib (BLAKE2b-256 by changes.md §6); everything the binding does expose
+(digest, version vector, log with seq and HLC, changes_since, export) is
+read through it.
 
 The vector files are required: the tests fail, not skip, without them."""
 import base64
 import hashlib
+import io
 import json
 from pathlib import Path
 from urllib.parse import unquote
@@ -136,3 +143,65 @@ def test_vectors_pack_gives_expected_state():
         with pytest.raises(lim.NotFound):
             store.get_field("notes", "n1", "draft")
         store.verify()
+
+
+def test_vectors_log_carries_recorded_hlc():
+    """The HLC the binding reports for each change is the one of changes.json
+    (the log's hlc comes from the stored change, not from this replica)."""
+    recorded = json.loads(_read("changes.json").decode("utf-8"))["changes"]
+    with lim.open(":memory:") as store:
+        store.import_pack(VECTORS / "pack.lim")
+        got = [(e.seq, e.hlc) for e in store.log()]
+    assert got == [(c["seq"], int(c["hlc"], 16)) for c in recorded]
+
+
+def test_vectors_export_is_pack(tmp_path):
+    """changes.md §12: a pack lists the held changes in §11 order, each line
+    as held, then END with the count and checksum of exactly those lines. A
+    store that imported pack.lim holds nothing else, so its export must be
+    pack.lim byte for byte, to a file path and to a file object alike, and
+    again after the store file is closed and reopened."""
+    want = _read("pack.lim")
+    exp = _expected()
+    db = tmp_path / "v.db"
+    with lim.open(db) as store:
+        st = store.import_pack(VECTORS / "pack.lim")
+        assert (st.applied, st.duplicates) == (4, 0)
+        out = tmp_path / "out.lim"
+        store.export(out)
+        assert out.read_bytes() == want
+        buf = io.BytesIO()
+        store.export(buf)
+        assert buf.getvalue() == want
+        assert store.changes_since() == _change_lines()
+        assert store.digest() == exp["digest"]
+    with lim.open(db) as store:
+        again = tmp_path / "again.lim"
+        store.export(again)
+        assert again.read_bytes() == want
+        assert store.digest() == exp["digest"]
+
+
+def test_vectors_export_since_feeds_a_partial_store(tmp_path):
+    """An export since {author: 2} holds changes 3 and 4 as recorded, and a
+    store holding only changes 1 and 2 imports it (the binding checks the
+    END checksum) into the recorded digest; its own export is pack.lim."""
+    lines = _change_lines()
+    exp = _expected()
+    author = exp["vv"].split(" ")[0]
+    with lim.open(":memory:") as full:
+        full.import_pack(VECTORS / "pack.lim")
+        part = tmp_path / "part.lim"
+        full.export(part, since={author: 2})
+    data = part.read_bytes()
+    assert data.startswith(b"LIMPACK 1\n" + lines[2] + b"\n" + lines[3] + b"\nEND 2 ")
+    with lim.open(":memory:") as store:
+        for line in lines[:2]:
+            store.apply(line)
+        assert store.digest() != exp["digest"]
+        st = store.import_pack(part)
+        assert (st.applied, st.duplicates) == (2, 0)
+        assert store.digest() == exp["digest"]
+        buf = io.BytesIO()
+        store.export(buf)
+        assert buf.getvalue() == _read("pack.lim")
