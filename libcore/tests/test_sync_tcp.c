@@ -847,13 +847,21 @@ static void raw_check_server_auth(raw *r)
 	assert_int_equal(lim_handshake__check_proof(m.proof, 'S', r->transcript, r->netkey), 0);
 }
 
-/* After our VV: read CH/END (ACKed) up to SYNCED; returns the CH count. */
-static int raw_drain_to_synced(raw *r)
+/* After our VV: read CH/END (ACKed) up to SYNCED; returns the CH count.
+ * The first `max` CH payloads (the node's changes, byte for byte) are
+ * copied to keep[] if keep is not NULL. */
+static int raw_drain_collect(raw *r, lim_sb *keep, int max)
 {
 	int nch = 0;
 	for (;;) {
 		lim_msg m;
 		char *line = raw_msg(r, &m);
+		if (m.type == LIM_MSG_CH && keep && nch < max) {
+			lim_sb__clear(&keep[nch]);
+			lim_sb__put(&keep[nch], m.arg.p, m.arg.n);
+			lim_sb__putc(&keep[nch], '\0');
+			keep[nch].len--; /* NUL-terminated for printf, not counted */
+		}
 		if (m.type == LIM_MSG_CH)
 			nch++;
 		else if (m.type == LIM_MSG_END)
@@ -863,6 +871,29 @@ static int raw_drain_to_synced(raw *r)
 		else
 			fail_msg("unexpected line from the node during catch-up: %.200s", line);
 	}
+}
+
+static int raw_drain_to_synced(raw *r)
+{
+	return raw_drain_collect(r, NULL, 0);
+}
+
+/* A complete good handshake as a dialing client, up to the node's SYNCED;
+ * the node's catch-up changes go to keep[] as in raw_drain_collect. */
+static int raw_handshake_collect(raw *r, const char *addr, lim_sb *keep, int max)
+{
+	lim_msg m;
+	char *line;
+	raw_connect(r, addr);
+	raw_send_hello(r);
+	raw_read_server_hello(r);
+	raw_send_auth(r, AUTH_GOOD);
+	raw_check_server_auth(r);
+	line = raw_msg(r, &m);
+	if (m.type != LIM_MSG_VV)
+		fail_msg("expected the node's VV after the handshake, got: %.200s", line);
+	raw_sendf(r, "VV\n");
+	return raw_drain_collect(r, keep, max);
 }
 
 /* A complete good handshake as a dialing client, up to the node's SYNCED. */
@@ -932,6 +963,132 @@ static void raw_expect_err(raw *r, int code, int alt)
 	raw_expect_err_text(r, code, alt, NULL);
 }
 
+enum { REPLY_ACK = 1, REPLY_ERR, REPLY_EOF };
+
+/*
+ * The node's answer to what we sent: ACK (its count in *n), ERR (its code
+ * in *n, the whole line in why) or a close without either. Lines the node
+ * may send meanwhile are passed over: PING (answered), PONG, SYNCED, STATE,
+ * its VV (sent again about 1 s after a batch with skipped changes,
+ * PROTOCOL.md 9.2) and CH/END of anything it pushes (END acknowledged).
+ */
+static int raw_reply(raw *r, uint64_t *n, char *why, size_t whycap)
+{
+	for (;;) {
+		char *line, reply[128];
+		size_t len;
+		lim_msg m;
+		int perr, rc = raw_line(r, &line, &len, DEADLINE_MS);
+		if (rc == LINE_EOF || (rc == LINE_ERROR && errno == ECONNRESET))
+			return REPLY_EOF;
+		if (rc == LINE_TIMEOUT)
+			fail_msg("no ACK or ERR from the node within %d ms", DEADLINE_MS);
+		if (rc != LINE_OK)
+			fail_msg("reading from the node: %s", strerror(errno));
+		if (lim_msg__parse(&m, line, len, &perr) != 0)
+			fail_msg("the node sent a malformed line (ERR %d): %.200s", perr, line);
+		switch (m.type) {
+		case LIM_MSG_ACK:
+			*n = m.count;
+			return REPLY_ACK;
+		case LIM_MSG_ERR:
+			*n = m.count;
+			if (why)
+				snprintf(why, whycap, "%s", line);
+			return REPLY_ERR;
+		case LIM_MSG_PING:
+			snprintf(reply, sizeof(reply), "PONG %.*s\n", (int)m.arg.n, m.arg.p);
+			(void)raw_send(r, reply, strlen(reply)); /* a close shows up on the next read */
+			break;
+		case LIM_MSG_END:
+			snprintf(reply, sizeof(reply), "ACK %llu\n", (unsigned long long)m.count);
+			(void)raw_send(r, reply, strlen(reply));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* The node must acknowledge a batch of n changes. */
+static void raw_expect_ack(raw *r, uint64_t want)
+{
+	uint64_t n;
+	char why[512];
+	int k = raw_reply(r, &n, why, sizeof(why));
+	if (k == REPLY_ERR)
+		fail_msg("wanted ACK %llu, the node sent: %.300s", (unsigned long long)want, why);
+	if (k == REPLY_EOF)
+		fail_msg("wanted ACK %llu, the node closed the connection", (unsigned long long)want);
+	if (n != want)
+		fail_msg("wanted ACK %llu, got ACK %llu", (unsigned long long)want, (unsigned long long)n);
+}
+
+/* This connection is still open and served: a PING gets its PONG, and
+ * nothing else (no ERR, no close) comes first. Batches the node pushes
+ * meanwhile are acknowledged. */
+static void raw_expect_pong(raw *r)
+{
+	static int counter;
+	char token[32];
+	snprintf(token, sizeof(token), "same%d", ++counter);
+	raw_sendf(r, "PING %s\n", token);
+	for (;;) {
+		char *line;
+		size_t len;
+		lim_msg m;
+		int perr, rc = raw_line(r, &line, &len, DEADLINE_MS);
+		if (rc == LINE_EOF)
+			fail_msg("the node closed this connection; wanted PONG %s", token);
+		if (rc != LINE_OK)
+			fail_msg("no PONG %s from the node within %d ms (%s)", token, DEADLINE_MS,
+			         rc == LINE_TIMEOUT ? "timeout" : strerror(errno));
+		if (lim_msg__parse(&m, line, len, &perr) != 0)
+			fail_msg("the node sent a malformed line (ERR %d): %.200s", perr, line);
+		if (m.type == LIM_MSG_PONG && m.arg.n == strlen(token) && memcmp(m.arg.p, token, m.arg.n) == 0)
+			return;
+		if (m.type == LIM_MSG_ERR || m.type == LIM_MSG_ACK)
+			fail_msg("wanted PONG %s, the node sent: %.300s", token, line);
+		if (m.type == LIM_MSG_PING)
+			raw_sendf(r, "PONG %.*s\n", (int)m.arg.n, m.arg.p);
+		else if (m.type == LIM_MSG_END)
+			raw_sendf(r, "ACK %llu\n", (unsigned long long)m.count);
+	}
+}
+
+/* Read until the node closes (after an ERR it sent). */
+static void raw_expect_close(raw *r)
+{
+	for (;;) {
+		char *line;
+		size_t len;
+		int rc = raw_line(r, &line, &len, DEADLINE_MS);
+		if (rc == LINE_EOF || (rc == LINE_ERROR && errno == ECONNRESET))
+			break;
+		if (rc == LINE_OK)
+			fail_msg("the node sent more after ERR: %.200s", line);
+		fail_msg("the node did not close the connection within %d ms after ERR", DEADLINE_MS);
+	}
+	raw_close(r);
+}
+
+/* Send "CH <change>\n" lines for every change, then "END n\n", at once. */
+static void raw_send_batch(raw *r, const lim_sb *const *chs, int n)
+{
+	lim_sb b = LIM_SB_INIT;
+	for (int i = 0; i < n; i++) {
+		lim_sb__put(&b, "CH ", 3);
+		lim_sb__put(&b, chs[i]->ptr, chs[i]->len);
+		lim_sb__putc(&b, '\n');
+	}
+	lim_sb__printf(&b, "END %d\n", n);
+	assert_int_equal(lim_sb__check(&b), 0);
+	int rc = raw_send(r, b.ptr, b.len);
+	lim_sb__free(&b);
+	if (rc < 0)
+		fail_msg("sending a batch: %s", strerror(-rc));
+}
+
 /* ------------------------------------------------------------ changes built by the test */
 
 static uint64_t hlc_now(void)
@@ -941,9 +1098,24 @@ static uint64_t hlc_now(void)
 
 /* Seal a one-op change "S coll doc field s<value>" by r's identity; `link`
  * gets its link, the prev of the next change. */
+static void make_change_as(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const unsigned char author[LIM_ID_BYTES],
+                           const unsigned char sk[LIM_SECRET_KEY_BYTES], uint64_t seq,
+                           const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
+                           const char *field, const char *value);
+
 static void make_change(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const raw *r, uint64_t seq,
                         const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
                         const char *field, const char *value)
+{
+	make_change_as(out, link, r->pk, r->sk, seq, prev, hlc, coll, doc, field, value);
+}
+
+/* The same, with who the change names as its author and whose secret key
+ * signs it given apart (a forger's change: A's body, B's signature). */
+static void make_change_as(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const unsigned char author[LIM_ID_BYTES],
+                           const unsigned char sk[LIM_SECRET_KEY_BYTES], uint64_t seq,
+                           const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
+                           const char *field, const char *value)
 {
 	lim_change_builder b = { LIM_SB_INIT, 0 };
 	unsigned char hash[LIM_HASH_BYTES];
@@ -956,7 +1128,7 @@ static void make_change(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const r
 	lim_cb__name(&b, field);
 	lim_sb__putc(&b.ops, ' ');
 	lim_value__encode(&b.ops, &v);
-	assert_int_equal(lim_change__seal(out, hash, &b, r->pk, r->sk, seq, hlc, prev), 0);
+	assert_int_equal(lim_change__seal(out, hash, &b, author, sk, seq, hlc, prev), 0);
 	lim_change__sealed_link(link, hash, out);
 	lim_sb__free(&b.ops);
 	/* Sanity: the bytes parse as a change. */
@@ -1516,6 +1688,69 @@ static int rj_teardown(void **state)
 	return case_teardown(state);
 }
 
+/* The node's digest and vv, through `lim`, are still the recorded ones
+ * (without the "still serving" part of rj_check_unchanged_and_serving). */
+static void rj_expect_unchanged(rj *t, const char *what)
+{
+	char d[65], *v;
+	digest_of(t->n.path, d);
+	v = vv_of(t->n.path);
+	if (strcmp(d, t->digest) != 0 || strcmp(v, t->vv) != 0) {
+		print_error("digest %s (was %s)\nvv:\n%s(was:\n%s)", d, t->digest, v, t->vv);
+		free(v);
+		fail_msg("%s: the node's store changed", what);
+	}
+	free(v);
+}
+
+/* Record the node's digest and vv as they are now (after a test has made
+ * the node apply something on purpose). */
+static void rj_rebaseline(rj *t)
+{
+	free(t->vv);
+	digest_of(t->n.path, t->digest);
+	t->vv = vv_of(t->n.path);
+}
+
+/* Open a store file read-only with SQLite itself (the node may be running:
+ * WAL readers do not disturb it). */
+static sqlite3 *sql_open_ro(const char *path)
+{
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		fail_msg("sqlite3_open_v2(%s, read-only): %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_busy_timeout(db, DEADLINE_MS);
+	return db;
+}
+
+/*
+ * What a store holds, read from its file: every change's hash in order,
+ * every author's head, and the counts of merged fields and equivocation
+ * evidence. Cheap enough to take after each of hundreds of bad batches;
+ * the tests also compare `lim digest` and `lim vv` at their end.
+ */
+static char *store_fingerprint(const char *path)
+{
+	sqlite3 *db = sql_open_ro(path);
+	sqlite3_stmt *q;
+	char *res;
+	static const char sql[] =
+		"SELECT (SELECT count(*) || ':' || coalesce(group_concat(h, ','), '')"
+		"          FROM (SELECT hex(hash) AS h FROM changes ORDER BY id))"
+		" || '|' || (SELECT coalesce(group_concat(a, ','), '')"
+		"          FROM (SELECT hex(pubkey) || '/' || max_seq || '/' || hex(head_link) AS a FROM authors ORDER BY id))"
+		" || '|' || (SELECT count(*) FROM fields) || '|' || (SELECT count(*) FROM equivocations)";
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+		fail_msg("fingerprint of %s: %s", path, sqlite3_errmsg(db));
+	if (sqlite3_step(q) != SQLITE_ROW)
+		fail_msg("fingerprint of %s: %s", path, sqlite3_errmsg(db));
+	res = strdup((const char *)sqlite3_column_text(q, 0));
+	assert_non_null(res);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return res;
+}
+
 /*
  * (a) a first line that is not a message. "GET" names no message, and
  * parse errors win over state errors in every state (PROTOCOL.md 4 and
@@ -1865,6 +2100,274 @@ static void test_sync_tcp__accept_own_signed_change(void **state)
 	rj_done(t);
 }
 
+
+/* ------------------------------------------------------------ 6. attacks with real changes */
+
+/*
+ * A change whose body names author A, signed with B's secret key; A and B
+ * are both members of the network. Membership is no licence to write as
+ * someone else: whether B relays it or A's own authenticated connection
+ * carries it, the node refuses the batch with 422 LIM_ESIGNATURE and
+ * stores nothing. The same bytes through lim_db_apply get LIM_ESIGNATURE;
+ * the same body signed by A applies there (so only the key is wrong).
+ */
+static void test_sync_tcp__reject_change_signed_by_another_key(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *a, *b;
+	lim_sb forged = LIM_SB_INIT, good = LIM_SB_INIT;
+	unsigned char link[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	uint64_t hlc = hlc_now();
+	char want[128], before[65], after[65];
+	const lim_sb *one[1];
+	lim_db *db = NULL;
+	lim_apply_stats st = { 0, 0 };
+	(void)state;
+	a = raw_new(t->key);
+	b = raw_new(t->key);
+	make_change_as(&forged, link, a->pk, b->sk, 1, zero, hlc, "docs", "evil", "x", "written by b");
+	make_change_as(&good, link, a->pk, a->sk, 1, zero, hlc, "docs", "evil", "x", "written by b");
+	/* One body, two signatures. */
+	assert_int_equal(forged.len, good.len);
+	assert_memory_equal(forged.ptr, good.ptr, good.len - 2 * LIM_SIG_BYTES);
+	assert_memory_not_equal(forged.ptr + good.len - 2 * LIM_SIG_BYTES, good.ptr + good.len - 2 * LIM_SIG_BYTES,
+	                        2 * LIM_SIG_BYTES);
+	snprintf(want, sizeof(want), "LIM_ESIGNATURE: change %.16s.../1: the signature does not verify", a->idhex);
+	one[0] = &forged;
+
+	raw_handshake(b, t->node.addr); /* B relays it */
+	raw_send_batch(b, one, 1);
+	raw_expect_err_text(b, LIM_PERR_REJECTED, 0, want);
+	raw_handshake(a, t->node.addr); /* A's own connection carries it */
+	raw_send_batch(a, one, 1);
+	raw_expect_err_text(a, LIM_PERR_REJECTED, 0, want);
+	rj_check_unchanged_and_serving(t); /* syncs `fresh` to the node's state */
+	assert_int_equal(get(t->n.path, "docs", "evil", NULL, NULL), 1);
+
+	/* The library entry point, on a store of the same network. */
+	assert_int_equal(lim_db_open(&db, t->fresh.path, NULL), 0);
+	assert_int_equal(lim_db_digest(db, before), 0);
+	assert_int_equal(lim_db_apply(db, forged.ptr, forged.len, &st), LIM_ESIGNATURE);
+	assert_int_equal(st.applied, 0);
+	assert_int_equal(lim_db_digest(db, after), 0);
+	assert_string_equal(before, after);
+	assert_int_equal(lim_db_apply(db, good.ptr, good.len, &st), 0);
+	assert_int_equal(st.applied, 1);
+	lim_db_free(db);
+	lim_sb__free(&forged);
+	lim_sb__free(&good);
+	rj_done(t);
+}
+
+/*
+ * An exact replay of changes the node already holds: its own two changes,
+ * byte for byte as it sent them during catch-up, and a change of ours it
+ * applied a moment ago, alone and twice in one batch. Duplicates are
+ * no-ops (changes.md 8 step 2): each batch is acknowledged, nothing
+ * changes, and the connection stays open (a PING on it gets its PONG).
+ */
+static void test_sync_tcp__replay_of_held_changes(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb theirs[4] = { LIM_SB_INIT, LIM_SB_INIT, LIM_SB_INIT, LIM_SB_INIT }, mine = LIM_SB_INIT;
+	unsigned char link[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	const lim_sb *batch[4];
+	(void)state;
+	c = raw_new(t->key);
+	assert_int_equal(raw_handshake_collect(c, t->node.addr, theirs, 4), 2); /* rj_setup's put and incr */
+	for (int i = 0; i < 2; i++)
+		assert_memory_equal(theirs[i].ptr + 5, t->n.id, 2 * LIM_ID_BYTES);
+
+	batch[0] = &theirs[0];
+	batch[1] = &theirs[1];
+	raw_send_batch(c, batch, 2);
+	raw_expect_ack(c, 2);
+	rj_expect_unchanged(t, "after replaying the node's own changes");
+	raw_expect_pong(c);
+
+	/* One of ours, applied once ... */
+	make_change(&mine, link, c, 1, zero, hlc_now(), "docs", "mine", "x", "once");
+	batch[0] = &mine;
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	assert_int_equal(get(t->n.path, "docs", "mine", NULL, NULL), 0);
+	rj_rebaseline(t);
+	/* ... then replayed, alone and twice in a row, and mixed with the
+	 * node's own. */
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	batch[1] = &mine;
+	raw_send_batch(c, batch, 2);
+	raw_expect_ack(c, 2);
+	batch[0] = &theirs[1];
+	batch[2] = &theirs[0];
+	raw_send_batch(c, batch, 3);
+	raw_expect_ack(c, 3);
+	rj_expect_unchanged(t, "after replaying our own change");
+	raw_expect_pong(c);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	for (int i = 0; i < 4; i++)
+		lim_sb__free(&theirs[i]);
+	lim_sb__free(&mine);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * An author that signs two different changes with one seq (A1 and A1'),
+ * and then a seq 2 that continues A1' (a forked chain). The node holds A1
+ * first. Both A1' and the fork are authentic, so they are the author's
+ * doing, not the sender's: skipped (PROTOCOL.md 9.2, changes.md 8 steps 2
+ * and 4), the batch acknowledged, the connection not closed, A1 kept, and
+ * A1' recorded in the `equivocations` table. The same fork with forged
+ * signature bytes is a different matter: nobody signed it, so the sender
+ * is refused (422).
+ */
+static void test_sync_tcp__equivocation_and_fork_skipped(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c, *f;
+	lim_sb a1 = LIM_SB_INIT, a1x = LIM_SB_INIT, a2x = LIM_SB_INIT, bad = LIM_SB_INIT;
+	unsigned char l1[LIM_HASH_BYTES], l1x[LIM_HASH_BYTES], l2x[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	uint64_t hlc = hlc_now();
+	const lim_sb *batch[2];
+	char *out, *log;
+	(void)state;
+	c = raw_new(t->key);
+	f = raw_new(t->key);
+	make_change(&a1, l1, c, 1, zero, hlc, "docs", "eq", "x", "honest");
+	make_change(&a1x, l1x, c, 1, zero, hlc, "docs", "eq", "x", "second version");
+	make_change(&a2x, l2x, c, 2, l1x, hlc + 1, "docs", "eq", "y", "fork");
+	make_change(&bad, l2x, c, 2, l1x, hlc + 1, "docs", "eq", "y", "fork");
+	flip_signature(&bad, NULL);
+
+	raw_handshake(c, t->node.addr);
+	batch[0] = &a1;
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	rj_rebaseline(t);
+
+	batch[0] = &a1x; /* the equivocation */
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	raw_expect_pong(c);
+	batch[0] = &a2x; /* the fork, alone */
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	raw_expect_pong(c);
+	batch[0] = &a1x; /* both, as one run */
+	batch[1] = &a2x;
+	raw_send_batch(c, batch, 2);
+	raw_expect_ack(c, 2);
+	raw_expect_pong(c);
+	rj_expect_unchanged(t, "after the equivocation and the fork");
+	assert_int_equal(get(t->n.path, "docs", "eq", "x", &out), 0);
+	assert_string_equal(out, "\"honest\"");
+	free(out);
+	assert_int_equal(get(t->n.path, "docs", "eq", "y", NULL), 1);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+
+	/* The fork with forged signature bytes: 422, sender refused. */
+	raw_handshake(f, t->node.addr);
+	batch[0] = &bad;
+	raw_send_batch(f, batch, 1);
+	raw_expect_err_text(f, LIM_PERR_REJECTED, 0, "LIM_EHASH");
+	raw_dispose(f);
+
+	log = slurp(t->node.log);
+	assert_non_null(strstr(log, "signed two different changes with seq 1"));
+	assert_non_null(strstr(log, "forked its chain"));
+	free(log);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+
+	/* The evidence: A1' (and nothing else) in the stopped node's file. */
+	sqlite3 *db = sql_open_ro(t->n.path);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT e.seq, e.body FROM equivocations e JOIN authors a ON a.id = e.author "
+	                                    "WHERE a.pubkey = ?1",
+	                                    -1, &q, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_blob(q, 1, c->pk, LIM_ID_BYTES, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(q, 0), 1);
+	assert_int_equal(sqlite3_column_bytes(q, 1), (int)a1x.len);
+	assert_memory_equal(sqlite3_column_blob(q, 1), a1x.ptr, a1x.len);
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	lim_sb__free(&a1);
+	lim_sb__free(&a1x);
+	lim_sb__free(&a2x);
+	lim_sb__free(&bad);
+}
+
+/* The newest change of a store, from `lim log --limit 1`: author prefix
+ * (16 hex) and the wall-clock part of its HLC. */
+static void newest_change(const char *db, char author16[17], long long *hlc_ms)
+{
+	char *out = LIM_OK("--db", db, "log", "--limit", "1");
+	unsigned long long seq, ms, logical;
+	if (sscanf(out, "%16s %llu %llu.%llu", author16, &seq, &ms, &logical) != 4)
+		fail_msg("lim log printed: %.300s", out);
+	*hlc_ms = (long long)ms;
+	free(out);
+}
+
+/*
+ * A validly signed change stamped 10 minutes ahead, far beyond the 60 s
+ * drift bound: skipped (LIM_ECLOCK, PROTOCOL.md 9.2), not applied, the
+ * batch acknowledged. The node's clock must not have moved to it either:
+ * a local write afterwards, while it runs and after it stopped, is stamped
+ * within the bound of the wall clock (changes.md 8 step 6: the clock
+ * advances only after that check).
+ */
+static void test_sync_tcp__future_change_not_applied(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb ch = LIM_SB_INIT;
+	unsigned char link[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	const lim_sb *batch[1] = { &ch };
+	const long long bound = 60000;
+	char author[17], *log;
+	long long hlc_ms, wall;
+	(void)state;
+	c = raw_new(t->key);
+	make_change(&ch, link, c, 1, zero, (uint64_t)(wall_ms() + 600000) << 16, "docs", "future", "x", "too soon");
+	raw_handshake(c, t->node.addr);
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	raw_expect_pong(c);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a change from the future");
+	assert_int_equal(get(t->n.path, "docs", "future", NULL, NULL), 1);
+	log = slurp(t->node.log);
+	assert_non_null(strstr(log, "ahead of this node's clock"));
+	free(log);
+	rj_check_unchanged_and_serving(t);
+
+	put(&t->n, "docs", "local", "{\"while\":\"running\"}");
+	wall = wall_ms();
+	newest_change(t->n.path, author, &hlc_ms);
+	assert_memory_equal(author, t->n.id, 16);
+	if (hlc_ms > wall + bound)
+		fail_msg("a local write was stamped %lld ms ahead of the wall clock", hlc_ms - wall);
+	rj_done(t);
+	put(&t->n, "docs", "local", "{\"after\":\"stopping\"}");
+	wall = wall_ms();
+	newest_change(t->n.path, author, &hlc_ms);
+	assert_memory_equal(author, t->n.id, 16);
+	if (hlc_ms > wall + bound)
+		fail_msg("a local write after the node stopped was stamped %lld ms ahead of the wall clock", hlc_ms - wall);
+	lim_sb__free(&ch);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1900,6 +2403,10 @@ int main(void)
 		RJ_CASE(test_sync_tcp__reject_forged_signature_inside_a_run),
 		RJ_CASE(test_sync_tcp__author_linked_bad_signature_in_a_run),
 		RJ_CASE(test_sync_tcp__accept_own_signed_change),
+		RJ_CASE(test_sync_tcp__reject_change_signed_by_another_key),
+		RJ_CASE(test_sync_tcp__replay_of_held_changes),
+		RJ_CASE(test_sync_tcp__equivocation_and_fork_skipped),
+		RJ_CASE(test_sync_tcp__future_change_not_applied),
 	};
 	char cwd[PATH_MAX];
 	int failed;
