@@ -29,6 +29,7 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -638,6 +639,10 @@ static void raw_connect(raw *r, const char *addr)
 		}
 	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		fail_msg("connect %s: %s", addr, strerror(errno));
+	/* Lines go out as they are written, as the node's own do (no Nagle
+	 * wait for the previous line's delayed ACK). */
+	int one = 1;
+	assert_int_equal(setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
 	r->len = r->consumed = 0;
 }
 
@@ -2306,6 +2311,98 @@ static void test_sync_tcp__equivocation_and_fork_skipped(void **state)
 	lim_sb__free(&bad);
 }
 
+
+/*
+ * A valid change (seq 2 of an author whose seq 1 the node holds, with a
+ * multi-byte UTF-8 value) with one byte altered, at every byte position,
+ * three ways: XOR 0x01 (a neighbouring digit, letter or op code), XOR 0x20
+ * (letter case: uppercase hex must not decode to the same bytes, a space
+ * becomes a non-space) and XOR 0x80 (invalid UTF-8, or a UTF-8 byte
+ * turned ASCII). Each goes in its own batch after a proper handshake. None
+ * may be applied: the node either refuses the batch (ERR, and closes; the
+ * next position gets a new connection) or skips the change (a gap, a
+ * future stamp, an author it does not know; ACK, and the connection is
+ * reused). The store file is compared after every position; the digest,
+ * vv and a fresh store's sync at the end.
+ */
+static void test_sync_tcp__reject_every_flipped_byte(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb c1 = LIM_SB_INIT, c2 = LIM_SB_INIT, bad = LIM_SB_INIT;
+	unsigned char l1[LIM_HASH_BYTES], l2[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	static const unsigned char patterns[] = { 0x01, 0x20, 0x80 };
+	const lim_sb *batch[1] = { &bad };
+	uint64_t hlc = hlc_now();
+	int nerr[600] = { 0 }, nack = 0, nconn = 0, total = 0;
+	char *fp0, why[512];
+	int64_t t0 = mono_ms();
+	(void)state;
+	c = raw_new(t->key);
+	make_change(&c1, l1, c, 1, zero, hlc, "docs", "flip", "x", "first");
+	make_change(&c2, l2, c, 2, l1, hlc + 1, "docs", "flip", "y", "caf\xc3\xa9 \xe2\x9c\x93 50%");
+	raw_handshake(c, t->node.addr);
+	nconn++;
+	batch[0] = &c1;
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	rj_rebaseline(t);
+	fp0 = store_fingerprint(t->n.path);
+	batch[0] = &bad;
+
+	for (size_t p = 0; p < sizeof(patterns); p++)
+		for (size_t i = 0; i < c2.len; i++) {
+			uint64_t n;
+			int k;
+			lim_sb__clear(&bad);
+			lim_sb__put(&bad, c2.ptr, c2.len);
+			bad.ptr[i] ^= (char)patterns[p];
+			if (c->fd < 0) {
+				raw_handshake(c, t->node.addr);
+				nconn++;
+			}
+			raw_send_batch(c, batch, 1);
+			k = raw_reply(c, &n, why, sizeof(why));
+			if (k == REPLY_EOF)
+				fail_msg("byte %zu ^ 0x%02x: the node closed the connection without ERR", i, patterns[p]);
+			if (k == REPLY_ERR) {
+				if (n >= 600)
+					fail_msg("byte %zu ^ 0x%02x: %s", i, patterns[p], why);
+				nerr[n]++;
+				raw_expect_close(c);
+			} else {
+				if (n != 1)
+					fail_msg("byte %zu ^ 0x%02x: ACK %llu for a batch of 1", i, patterns[p], (unsigned long long)n);
+				nack++;
+			}
+			char *fp = store_fingerprint(t->n.path);
+			if (strcmp(fp, fp0) != 0) {
+				print_error("change sent: %s\nreply: %s\n", bad.ptr, k == REPLY_ERR ? why : "ACK 1");
+				fail_msg("byte %zu ^ 0x%02x: the node's store changed", i, patterns[p]);
+			}
+			free(fp);
+			total++;
+		}
+	if (c->fd >= 0) {
+		raw_expect_pong(c);
+		raw_sendf(c, "BYE\n");
+	}
+	raw_dispose(c);
+	/* Every reply was one of the refusals of PROTOCOL.md 11.1 or a skip. */
+	assert_int_equal(nerr[400] + nerr[422] + nack, total);
+	assert_true(nerr[422] > 0);
+	assert_true(nack > 0);
+	print_message("flipped bytes: %d changes (%zu positions x %zu patterns): %d ERR 422, %d ERR 400, %d skipped (ACK); "
+	              "%d connections, %lld ms\n",
+	              total, c2.len, sizeof(patterns), nerr[422], nerr[400], nack, nconn, (long long)(mono_ms() - t0));
+	free(fp0);
+	lim_sb__free(&c1);
+	lim_sb__free(&c2);
+	lim_sb__free(&bad);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
 /* The newest change of a store, from `lim log --limit 1`: author prefix
  * (16 hex) and the wall-clock part of its HLC. */
 static void newest_change(const char *db, char author16[17], long long *hlc_ms)
@@ -2407,6 +2504,7 @@ int main(void)
 		RJ_CASE(test_sync_tcp__replay_of_held_changes),
 		RJ_CASE(test_sync_tcp__equivocation_and_fork_skipped),
 		RJ_CASE(test_sync_tcp__future_change_not_applied),
+		RJ_CASE(test_sync_tcp__reject_every_flipped_byte),
 	};
 	char cwd[PATH_MAX];
 	int failed;
