@@ -2465,6 +2465,259 @@ static void test_sync_tcp__future_change_not_applied(void **state)
 	lim_sb__free(&ch);
 }
 
+
+/* ------------------------------------------------------------ 7. limits, live */
+
+/*
+ * A line of exactly LIM_MAX_LINE_BYTES (4 194 368) bytes without its LF is
+ * within the limit (PROTOCOL.md 3: "MUST NOT exceed"): a STATE line of that
+ * size (free text, kept as the peer's state) is taken, and the same
+ * connection is served on. One byte more earns ERR 413.
+ */
+static void test_sync_tcp__line_at_the_limit(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	size_t n = (size_t)LIM_MAX_LINE_BYTES;
+	char *line = malloc(n + 2);
+	int rc;
+	(void)state;
+	assert_non_null(line);
+	memcpy(line, "STATE ", 6);
+	memset(line + 6, 'x', n + 1 - 6);
+
+	c = raw_new(t->key);
+	raw_handshake(c, t->node.addr);
+	line[n] = '\n';
+	assert_int_equal(raw_send(c, line, n + 1), 0);
+	raw_expect_pong(c); /* no ERR 413 came first */
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a line at the limit");
+
+	raw_handshake(c, t->node.addr);
+	line[n] = 'x';
+	line[n + 1] = '\n';
+	rc = raw_send(c, line, n + 2);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		fail_msg("sending the long line: %s", strerror(-rc));
+	raw_expect_err(c, LIM_PERR_TOO_LARGE, 0);
+	raw_dispose(c);
+	free(line);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * Send `line` (no LF) one byte every 200 ms, not answering the node's
+ * PINGs (a PONG would be a complete line). Bytes of an unfinished line do
+ * not reset the idle timer (PROTOCOL.md 10), so with --idle-timeout 1000
+ * the node must send ERR 408 and close long before the line runs out.
+ */
+static void trickle_until_timeout(raw *r, const char *line)
+{
+	size_t n = strlen(line);
+	int64_t t0 = mono_ms();
+	for (size_t i = 0; i < n; i++) {
+		int64_t until = mono_ms() + 200;
+		(void)raw_send(r, line + i, 1); /* a close shows up below */
+		for (;;) {
+			char *l;
+			size_t len;
+			int64_t left = until - mono_ms();
+			if (left <= 0)
+				break;
+			int rc = raw_line(r, &l, &len, (int)left);
+			if (rc == LINE_TIMEOUT)
+				break;
+			if (rc != LINE_OK)
+				fail_msg("the node closed the trickling connection without ERR 408");
+			if (strncmp(l, "ERR ", 4) == 0) {
+				if (strcmp(l, "ERR 408 nothing received for 1000 ms") != 0)
+					fail_msg("wanted ERR 408 for the trickled line, got: %.200s", l);
+				raw_expect_close(r);
+				return;
+			}
+			/* HELLO, AUTH, VV, SYNCED, PING: not answered */
+		}
+	}
+	fail_msg("no ERR 408 while %zu bytes of one line trickled in over %lld ms", n, (long long)(mono_ms() - t0));
+}
+
+/* A trickled line, during the handshake and in LIVE. */
+static void test_sync_tcp__reject_trickled_line(void **state)
+{
+	rj *t = rj_setup(RJ_SHORT_IDLE); /* lim serve --idle-timeout 1000 */
+	raw *c;
+	unsigned char nonce[LIM_NONCE_BYTES];
+	char nh[2 * LIM_NONCE_BYTES + 1], hello[256], ping[80];
+	(void)state;
+	c = raw_new(t->key);
+	randombytes_buf(nonce, sizeof(nonce));
+	hex(nh, nonce, sizeof(nonce));
+	snprintf(hello, sizeof(hello), "HELLO 1 %s %s", c->idhex, nh); /* 28 s at 200 ms a byte */
+	raw_connect(c, t->node.addr);
+	trickle_until_timeout(c, hello);
+
+	raw_handshake(c, t->node.addr);
+	snprintf(ping, sizeof(ping), "PING %.59s", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefgh"); /* 12.8 s */
+	trickle_until_timeout(c, ping);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t); /* the keeper answered its PINGs and lives */
+	rj_done(t);
+}
+
+/* `len` bytes that pass the CH line's shape check (PROTOCOL.md 7.4:
+ * "lim1 ", 64 more bytes, a SP at offset 70 or more) but are no change. */
+static void fake_change(lim_sb *out, const raw *r, size_t len)
+{
+	char *fill;
+	lim_sb__clear(out);
+	lim_sb__printf(out, "lim1 %s 1 ", r->idhex);
+	assert_true(len >= out->len);
+	fill = malloc(len - out->len + 1);
+	assert_non_null(fill);
+	memset(fill, 'x', len - out->len);
+	lim_sb__put(out, fill, len - out->len);
+	free(fill);
+	assert_int_equal(lim_sb__check(out), 0);
+	assert_int_equal(out->len, len);
+}
+
+/* `count` CH lines of `ch`, then `tail` (NULL: nothing), in one send. */
+static int send_chs(raw *r, const lim_sb *ch, int count, const lim_sb *last, const char *tail)
+{
+	lim_sb b = LIM_SB_INIT;
+	int rc;
+	for (int i = 0; i < count; i++) {
+		lim_sb__put(&b, "CH ", 3);
+		lim_sb__put(&b, ch->ptr, ch->len);
+		lim_sb__putc(&b, '\n');
+	}
+	if (last) {
+		lim_sb__put(&b, "CH ", 3);
+		lim_sb__put(&b, last->ptr, last->len);
+		lim_sb__putc(&b, '\n');
+	}
+	if (tail)
+		lim_sb__put(&b, tail, strlen(tail));
+	assert_int_equal(lim_sb__check(&b), 0);
+	rc = raw_send(r, b.ptr, b.len);
+	lim_sb__free(&b);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		fail_msg("sending CH lines: %s", strerror(-rc));
+	return rc;
+}
+
+/*
+ * Batch bytes: four CH lines of 4 194 304 bytes each make exactly
+ * LIM_MAX_BATCH_BYTES (16 777 216), which is not over: the batch reaches
+ * its END and is refused there for what it is (422 LIM_EMALFORMED, no
+ * change in it is real). One more CH of 72 bytes makes it over: ERR 413 at
+ * that CH (PROTOCOL.md 3), "a batch over 16777216 bytes".
+ */
+static void test_sync_tcp__reject_batch_over_byte_limit(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb big = LIM_SB_INIT, small = LIM_SB_INIT;
+	char want[64];
+	(void)state;
+	c = raw_new(t->key);
+	fake_change(&big, c, (size_t)LIM_MAX_CHANGE_BYTES);
+	fake_change(&small, c, 72);
+	assert_int_equal(4 * big.len, (size_t)LIM_MAX_BATCH_BYTES);
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &big, 4, NULL, "END 4\n");
+	raw_expect_err_text(c, LIM_PERR_REJECTED, 0, "LIM_EMALFORMED");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a batch at the byte limit");
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &big, 4, &small, "END 5\n");
+	snprintf(want, sizeof(want), "a batch over %d bytes", LIM_MAX_BATCH_BYTES);
+	raw_expect_err_text(c, LIM_PERR_TOO_LARGE, 0, want);
+	raw_dispose(c);
+	lim_sb__free(&big);
+	lim_sb__free(&small);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * CH lines per batch: 1 000 (LIM_MAX_BATCH_CHANGES) reach END (and are
+ * refused there, 422, being no changes); the 1 001st CH earns ERR 413
+ * "more than 1000 changes before END" at once (PROTOCOL.md 3, 11.1).
+ */
+static void test_sync_tcp__reject_batch_over_change_count(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb ch = LIM_SB_INIT;
+	char want[64];
+	(void)state;
+	c = raw_new(t->key);
+	fake_change(&ch, c, 100);
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &ch, LIM_MAX_BATCH_CHANGES, NULL, "END 1000\n");
+	raw_expect_err_text(c, LIM_PERR_REJECTED, 0, "LIM_EMALFORMED");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a batch of 1000 CH lines");
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &ch, LIM_MAX_BATCH_CHANGES + 1, NULL, NULL); /* no END: the 1001st CH alone must do it */
+	snprintf(want, sizeof(want), "more than %d changes before END", LIM_MAX_BATCH_CHANGES);
+	raw_expect_err_text(c, LIM_PERR_TOO_LARGE, 0, want);
+	raw_dispose(c);
+	lim_sb__free(&ch);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* "VV" and `n` distinct entries <author>:1, and LF. */
+static void send_big_vv(raw *r, int n)
+{
+	lim_sb b = LIM_SB_INIT;
+	int rc;
+	lim_sb__put(&b, "VV", 2);
+	for (int i = 1; i <= n; i++)
+		lim_sb__printf(&b, " %064x:1", i);
+	lim_sb__putc(&b, '\n');
+	assert_int_equal(lim_sb__check(&b), 0);
+	rc = raw_send(r, b.ptr, b.len);
+	lim_sb__free(&b);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		fail_msg("sending a VV: %s", strerror(-rc));
+}
+
+/*
+ * Authors per VV: a second VV in LIVE (allowed, PROTOCOL.md 7.3) naming
+ * 48 000 (LIM_MAX_VV_AUTHORS) authors is taken and the connection served
+ * on; 48 001 earn ERR 413 "VV names too many authors".
+ */
+static void test_sync_tcp__reject_vv_over_author_limit(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_handshake(c, t->node.addr);
+	send_big_vv(c, LIM_MAX_VV_AUTHORS);
+	raw_expect_pong(c);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a VV at the author limit");
+
+	raw_handshake(c, t->node.addr);
+	send_big_vv(c, LIM_MAX_VV_AUTHORS + 1);
+	raw_expect_err_text(c, LIM_PERR_TOO_LARGE, 0, "VV names too many authors");
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -2505,6 +2758,11 @@ int main(void)
 		RJ_CASE(test_sync_tcp__equivocation_and_fork_skipped),
 		RJ_CASE(test_sync_tcp__future_change_not_applied),
 		RJ_CASE(test_sync_tcp__reject_every_flipped_byte),
+		RJ_CASE(test_sync_tcp__line_at_the_limit),
+		RJ_CASE(test_sync_tcp__reject_trickled_line),
+		RJ_CASE(test_sync_tcp__reject_batch_over_byte_limit),
+		RJ_CASE(test_sync_tcp__reject_batch_over_change_count),
+		RJ_CASE(test_sync_tcp__reject_vv_over_author_limit),
 	};
 	char cwd[PATH_MAX];
 	int failed;
