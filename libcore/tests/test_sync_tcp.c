@@ -36,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1300,6 +1301,20 @@ static void keeper_wait_change_from(keeper *k, const char *author)
 	}
 }
 
+/* Sockets of the half-open test (more than g_fds holds); the teardown
+ * closes whatever a failed test left open. */
+#define MANY_FDS 1000
+static int g_many[MANY_FDS];
+
+static void close_many(void)
+{
+	for (int i = 0; i < MANY_FDS; i++)
+		if (g_many[i] > 0) {
+			close(g_many[i]);
+			g_many[i] = 0;
+		}
+}
+
 /* ------------------------------------------------------------ fixtures */
 
 static int case_setup(void **state)
@@ -1329,6 +1344,7 @@ static int case_teardown(void **state)
 			close(g_fds[i]);
 			g_fds[i] = -1;
 		}
+	close_many();
 	kill_all_kids();
 	if (!g_test_done)
 		dump_node_logs();
@@ -1629,7 +1645,7 @@ typedef struct {
 
 static rj g_rj;
 
-enum { RJ_PLAIN = 0, RJ_ALLOW = 1, RJ_SHORT_IDLE = 2 };
+enum { RJ_PLAIN = 0, RJ_ALLOW = 1, RJ_SHORT_IDLE = 2, RJ_HALF_OPEN = 4 };
 
 /*
  * A node with some data, a second connection established and kept alive by
@@ -1649,6 +1665,8 @@ static rj *rj_setup(int flags)
 		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--allow", g_keeper.r.idhex, "--allow", t->fresh.id);
 	else if (flags & RJ_SHORT_IDLE)
 		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--idle-timeout", "1000");
+	else if (flags & RJ_HALF_OPEN)
+		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--idle-timeout", "10000");
 	else
 		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0");
 	node_start(&t->node);
@@ -2718,6 +2736,362 @@ static void test_sync_tcp__reject_vv_over_author_limit(void **state)
 	rj_done(t);
 }
 
+
+/* ------------------------------------------------------------ 8. connections */
+
+/* The rest of one line from a plain socket (byte by byte, so nothing after
+ * the LF is consumed): 1 and the line without LF, or 0 at EOF/reset. */
+static int fd_line(int fd, char *buf, size_t cap, int64_t deadline)
+{
+	size_t n = 0;
+	for (;;) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int64_t left = deadline - mono_ms();
+		char ch;
+		if (left <= 0)
+			fail_msg("no complete line within the deadline (have '%.*s')", (int)n, buf);
+		int pr = poll(&p, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			continue;
+		ssize_t got = recv(fd, &ch, 1, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && errno == ECONNRESET)
+			return 0;
+		if (got < 0)
+			fail_msg("recv: %s", strerror(errno));
+		if (got == 0)
+			return 0;
+		if (ch == '\n') {
+			buf[n] = '\0';
+			return 1;
+		}
+		if (n + 1 < cap)
+			buf[n++] = ch;
+	}
+}
+
+/*
+ * 1 000 connections that connect and then say nothing (half-open: a
+ * crashed peer, a slowloris), against a node with the default cap of 64
+ * connections and --idle-timeout 10000. The keeper holds one slot, so 63
+ * of ours get HELLO and every other one gets ERR 503 as its first line and
+ * is closed (PROTOCOL.md 12). The silent 63 are reaped by the idle timeout
+ * (ERR 408, handshake included, 10), the node then serves a real peer, and
+ * the keeper, which answers PINGs, lives through all of it.
+ */
+static void test_sync_tcp__half_open_connections(void **state)
+{
+	rj *t = rj_setup(RJ_HALF_OPEN);
+	struct rlimit rl;
+	struct sockaddr_in sa;
+	char line[256], want408[64];
+	int accepted[MANY_FDS], nhello = 0, n503 = 0, n408 = 0;
+	int64_t t0, opened_ms;
+	(void)state;
+
+	/* Our 1 000 sockets, the ones of the harness, and lim's: raise the
+	 * soft limit if need be; a hard limit too low fails the test. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < MANY_FDS + 256) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < MANY_FDS + 256)
+			fail_msg("RLIMIT_NOFILE hard limit %llu is below the %d this test needs", (unsigned long long)rl.rlim_max,
+			         MANY_FDS + 256);
+		rl.rlim_cur = MANY_FDS + 256;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(strrchr(t->node.addr, ':') + 1));
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr), 1);
+	t0 = mono_ms();
+	for (int i = 0; i < MANY_FDS; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			fail_msg("socket %d of %d: %s", i + 1, MANY_FDS, strerror(errno));
+		g_many[i] = fd;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			fail_msg("connect %d of %d: %s", i + 1, MANY_FDS, strerror(errno));
+	}
+	for (int i = 0; i < MANY_FDS; i++) {
+		accepted[i] = 0;
+		if (!fd_line(g_many[i], line, sizeof(line), mono_ms() + DEADLINE_MS))
+			fail_msg("connection %d was closed without a line", i + 1);
+		if (strncmp(line, "HELLO 1 ", 8) == 0) {
+			accepted[i] = 1;
+			nhello++;
+			continue;
+		}
+		if (strcmp(line, "ERR 503 this node has no room for another connection") != 0)
+			fail_msg("connection %d: wanted HELLO or ERR 503 first, got: %.200s", i + 1, line);
+		if (fd_line(g_many[i], line, sizeof(line), mono_ms() + DEADLINE_MS))
+			fail_msg("connection %d: more after ERR 503: %.200s", i + 1, line);
+		close(g_many[i]);
+		g_many[i] = 0;
+		n503++;
+	}
+	opened_ms = mono_ms() - t0;
+	assert_int_equal(nhello + n503, MANY_FDS);
+	if (opened_ms < 10000) {
+		/* Nothing can have timed out yet: the cap is exact. */
+		assert_int_equal(nhello, 63);
+		assert_int_equal(n503, MANY_FDS - 63);
+	} else {
+		/* A very slow machine: silent slots were reaped (and reused)
+		 * while we were still connecting; never fewer than the cap. */
+		assert_true(nhello >= 63);
+	}
+
+	/* The silent ones are reaped: ERR 408, then close. */
+	snprintf(want408, sizeof(want408), "ERR 408 nothing received for 10000 ms");
+	for (int i = 0; i < MANY_FDS; i++) {
+		if (!accepted[i])
+			continue;
+		if (!fd_line(g_many[i], line, sizeof(line), mono_ms() + 10000 + DEADLINE_MS))
+			fail_msg("silent connection %d was closed without ERR 408", i + 1);
+		if (strcmp(line, want408) != 0)
+			fail_msg("silent connection %d: wanted '%s', got: %.200s", i + 1, want408, line);
+		if (fd_line(g_many[i], line, sizeof(line), mono_ms() + DEADLINE_MS))
+			fail_msg("silent connection %d: more after ERR 408: %.200s", i + 1, line);
+		n408++;
+	}
+	assert_int_equal(n408, nhello);
+	close_many();
+	print_message("half-open: %d connections, %d HELLO, %d ERR 503, %d ERR 408 (opened and answered in %lld ms)\n",
+	              MANY_FDS, nhello, n503, n408, (long long)opened_ms);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * SIGTERM: every authenticated connection gets BYE before the node closes
+ * it (PROTOCOL.md 7.11, 12), and lim serve exits 0; a connection still in
+ * its handshake is simply closed.
+ */
+static void test_sync_tcp__sigterm_sends_bye(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *h;
+	char *line;
+	size_t n;
+	int64_t deadline;
+	(void)state;
+	h = raw_new(t->key);
+	raw_connect(h, t->node.addr);
+	raw_send_hello(h);
+	raw_read_server_hello(h); /* and its AUTH, unread; we never send ours */
+	keeper_check_alive(&g_keeper);
+	node_stop(&t->node);
+	deadline = mono_ms() + DEADLINE_MS;
+	for (;;) {
+		pthread_mutex_lock(&g_keeper.mu);
+		int dead = g_keeper.dead;
+		char why[256];
+		snprintf(why, sizeof(why), "%s", g_keeper.dead_why);
+		pthread_mutex_unlock(&g_keeper.mu);
+		if (dead) {
+			assert_string_equal(why, "the node sent: BYE");
+			break;
+		}
+		if (mono_ms() >= deadline)
+			fail_msg("the keeper's connection got no BYE within %d ms of SIGTERM", DEADLINE_MS);
+		sleep_ms(10);
+	}
+	line = raw_need_line(h, &n);
+	assert_true(strncmp(line, "AUTH ", 5) == 0);
+	int rc = raw_line(h, &line, &n, DEADLINE_MS);
+	if (rc == LINE_OK)
+		fail_msg("a connection in its handshake got '%.100s' on SIGTERM; wanted a plain close", line);
+	assert_int_equal(rc, LINE_EOF);
+	raw_dispose(h);
+	expect_verify_ok(t->n.path);
+	free(t->vv);
+	t->vv = NULL;
+	g_test_done = 1;
+}
+
+static const char SQL_PEER_FIELD[] =
+	"SELECT json_extract(value, '$.' || ?3) FROM json_each(?1, '$.peers') "
+	"WHERE json_extract(value, '$.id') = ?2 AND json_extract(value, '$.connected') = 1";
+
+/* One number of the connected peer `id` in a status JSON (-1 if absent). */
+static long long peer_number(const char *js, const char *id, const char *field)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	long long v = -1;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, SQL_PEER_FIELD, -1, &q, NULL), SQLITE_OK);
+	sqlite3_bind_text(q, 1, js, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, field, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_INTEGER)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+/*
+ * After a sync, each node's status shows its peer with traffic both ways:
+ * changes_in/out and bytes_in/out positive (each side wrote one change the
+ * other lacked), and behind 0 once the peer has acknowledged everything.
+ */
+static void test_sync_tcp__status_counters(void **state)
+{
+	char key[65], *js = NULL;
+	store a, b, probe;
+	node na, nb;
+	static const char *const fields[] = { "changes_in", "changes_out", "bytes_in", "bytes_out" };
+	(void)state;
+	random_netkey(key);
+	store_new(&a, "a.db", key);
+	store_new(&b, "b.db", key);
+	store_new(&probe, "probe.db", key);
+	put(&a, "docs", "a1", "{\"x\":1}");
+	put(&b, "docs", "b1", "{\"x\":2}");
+	const char *dbs[] = { a.path, b.path };
+	NODE_INIT(&na, &a, "--listen", "127.0.0.1:0");
+	node_start(&na);
+	NODE_INIT(&nb, &b, "--listen", "127.0.0.1:0", "--peer", na.addr);
+	node_start(&nb);
+	wait_converged(dbs, 2, "a and b");
+
+	const node *ns[2] = { &na, &nb };
+	const char *other[2] = { b.id, a.id };
+	for (int k = 0; k < 2; k++) {
+		int64_t deadline = mono_ms() + DEADLINE_MS;
+		for (;;) {
+			free(js);
+			js = wait_status_peer(&probe, ns[k]->addr, other[k]);
+			if (peer_number(js, other[k], "behind") == 0)
+				break;
+			if (mono_ms() >= deadline) {
+				print_error("status: %.3000s\n", js);
+				fail_msg("%s still shows its peer behind after %d ms", ns[k]->addr, DEADLINE_MS);
+			}
+			sleep_ms(POLL_MS);
+		}
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+			if (peer_number(js, other[k], fields[f]) <= 0) {
+				print_error("status: %.3000s\n", js);
+				fail_msg("%s: %s of its peer is not positive after a sync", ns[k]->addr, fields[f]);
+			}
+		free(js);
+		js = NULL;
+	}
+	node_stop(&nb);
+	node_stop(&na);
+	g_test_done = 1;
+}
+
+/*
+ * An allow list binds the dialing side too (PROTOCOL.md 6.4): a node told
+ * to dial a peer whose id is not on its --allow list refuses that peer's
+ * HELLO with ERR 403, before sending its own AUTH, and closes. The peer
+ * is played by the test (a listening socket, a real identity of the
+ * network). The node's store is untouched, the refusal shows in its status
+ * as the dialed peer's last error, and it still serves an allowed store.
+ */
+static void test_sync_tcp__dialer_refuses_peer_not_allowed(void **state)
+{
+	char key[65], peer_addr[64], *js, *err, before[65], after[65];
+	store n, fresh;
+	node nn;
+	raw *p;
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	int lfd, one = 1;
+	char *line;
+	size_t len;
+	run r;
+	(void)state;
+	random_netkey(key);
+	store_new(&n, "node.db", key);
+	store_new(&fresh, "fresh.db", key);
+	put(&n, "docs", "d1", "{\"x\":1}");
+	digest_of(n.path, before);
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	for (int i = 0; i < MAX_FDS; i++)
+		if (g_fds[i] < 0) {
+			g_fds[i] = lfd;
+			break;
+		}
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr), 1);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(peer_addr, sizeof(peer_addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+
+	NODE_INIT(&nn, &n, "--listen", "127.0.0.1:0", "--peer", peer_addr, "--allow", fresh.id);
+	node_start(&nn);
+
+	p = raw_new(key); /* a member of the network, but not on the list */
+	struct pollfd pf = { lfd, POLLIN, 0 };
+	if (poll(&pf, 1, DEADLINE_MS) != 1)
+		fail_msg("the node did not dial %s within %d ms", peer_addr, DEADLINE_MS);
+	p->fd = accept(lfd, NULL, NULL);
+	assert_true(p->fd >= 0);
+	for (int i = 0; i < MAX_FDS; i++)
+		if (g_fds[i] < 0) {
+			g_fds[i] = p->fd;
+			break;
+		}
+	line = raw_need_line(p, &len); /* the dialing node's HELLO */
+	if (strncmp(line, "HELLO 1 ", 8) != 0 || strncmp(line + 8, n.id, 2 * LIM_ID_BYTES) != 0)
+		fail_msg("wanted the node's HELLO, got: %.200s", line);
+	raw_send_hello(p);
+	line = raw_need_line(p, &len); /* no AUTH first: straight to the refusal */
+	if (strcmp(line, "ERR 403 this node does not accept that peer id") != 0)
+		fail_msg("wanted ERR 403 from the dialing node, got: %.200s", line);
+	int rc = raw_line(p, &line, &len, DEADLINE_MS);
+	if (rc != LINE_EOF)
+		fail_msg("the dialing node did not close after ERR 403 (%d)", rc);
+	raw_dispose(p);
+
+	/* Its status names the refusal as the dialed peer's last error. */
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+	for (;;) {
+		js = status_of(&fresh, nn.addr);
+		err = json_query(js,
+		                 "SELECT json_extract(value, '$.last_error') FROM json_each(?1, '$.peers') "
+		                 "WHERE json_extract(value, '$.address') = ?2",
+		                 peer_addr);
+		int found = err && strstr(err, "does not accept that peer id");
+		free(err);
+		if (found) {
+			free(js);
+			break;
+		}
+		if (mono_ms() >= deadline) {
+			print_error("status: %.3000s\n", js);
+			free(js);
+			fail_msg("the node's status does not show the 403 for %s", peer_addr);
+		}
+		free(js);
+		sleep_ms(POLL_MS);
+	}
+
+	digest_of(n.path, after);
+	assert_string_equal(before, after);
+	LIM(&r, "--db", fresh.path, "sync", nn.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	run_free(&r);
+	digest_of(fresh.path, after);
+	assert_string_equal(before, after);
+	node_stop(&nn);
+	expect_verify_ok(n.path);
+	g_test_done = 1;
+}
+
 /* ------------------------------------------------------------ main */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -2763,6 +3137,10 @@ int main(void)
 		RJ_CASE(test_sync_tcp__reject_batch_over_byte_limit),
 		RJ_CASE(test_sync_tcp__reject_batch_over_change_count),
 		RJ_CASE(test_sync_tcp__reject_vv_over_author_limit),
+		RJ_CASE(test_sync_tcp__half_open_connections),
+		RJ_CASE(test_sync_tcp__sigterm_sends_bye),
+		CASE(test_sync_tcp__status_counters),
+		CASE(test_sync_tcp__dialer_refuses_peer_not_allowed),
 	};
 	char cwd[PATH_MAX];
 	int failed;
