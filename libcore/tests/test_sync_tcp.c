@@ -1352,6 +1352,45 @@ static int case_teardown(void **state)
 	return 0;
 }
 
+/* ------------------------------------------------------------ serve's log */
+
+/*
+ * Where `lim serve` logged a line containing `what` (an offset into its
+ * stderr log), failing if it did not. Every log line is
+ * "<UTC time>Z lim serve: <message>" (libcore/cli/cmd_sync.c); the
+ * messages are node.c's and session.c's.
+ */
+static size_t log_at(const node *n, const char *what)
+{
+	char *log = slurp(n->log), needle[512];
+	snprintf(needle, sizeof(needle), "Z lim serve: %s", what);
+	char *p = strstr(log, needle);
+	if (!p) {
+		print_error("--- log of %s:\n%.4000s\n", n->log, log);
+		free(log);
+		fail_msg("lim serve did not log '%s'", what);
+	}
+	size_t at = (size_t)(p - log);
+	free(log);
+	return at;
+}
+
+/* The end of a node's log after SIGTERM: the signal, then `closed`
+ * lines (if any) for its connections, then "stopped" as the last line. */
+static void expect_shutdown_logged(const node *n, const char *closed)
+{
+	size_t sig = log_at(n, "SIGTERM: shutting down\n"), stop = log_at(n, "stopped\n");
+	char *log = slurp(n->log);
+	size_t len = strlen(log);
+	free(log);
+	assert_true(sig < stop);
+	assert_true(stop + strlen("Z lim serve: stopped\n") == len); /* the last line */
+	if (closed) {
+		size_t at = log_at(n, closed);
+		assert_true(sig < at && at < stop);
+	}
+}
+
 /* ------------------------------------------------------------ 1. line topology */
 
 static void test_sync_tcp__line_topology(void **state)
@@ -1434,6 +1473,52 @@ static void test_sync_tcp__line_topology(void **state)
 	node_stop(&nc);
 	node_stop(&nb);
 	node_stop(&na);
+
+	/*
+	 * What each lim serve logged: its address, the connections it
+	 * accepted and dialed, each peer authenticated (by the first 16 hex
+	 * of its id), the batches it applied, and on SIGTERM its dialed
+	 * connections closed before "stopped". A stopping node says BYE, so
+	 * the node it dialed logs that too.
+	 */
+	char msg[256], a16[17], b16[17], c16[17];
+	snprintf(a16, sizeof(a16), "%.16s", a.id);
+	snprintf(b16, sizeof(b16), "%.16s", b.id);
+	snprintf(c16, sizeof(c16), "%.16s", c.id);
+	const node *all[3] = { &na, &nb, &nc };
+	for (int i = 0; i < 3; i++) {
+		snprintf(msg, sizeof(msg), "listening on %s\n", all[i]->addr);
+		log_at(all[i], msg);
+	}
+	log_at(&na, "connection from 127.0.0.1:"); /* B dialed A */
+	log_at(&nb, "connection from 127.0.0.1:"); /* C dialed B */
+	snprintf(msg, sizeof(msg), "connected to %s\n", na.addr);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "connected to %s\n", nb.addr);
+	log_at(&nc, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", b16);
+	log_at(&na, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", a16);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", c16);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", b16);
+	log_at(&nc, msg);
+	/* A got B's and (relayed) C's changes from B, C got A's from B. */
+	snprintf(msg, sizeof(msg), "peer %s: applied a batch of ", b16);
+	log_at(&na, msg);
+	log_at(&nc, msg);
+	snprintf(msg, sizeof(msg), "peer %s: applied a batch of ", c16);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: peer said BYE\n", c16); /* C stopped first */
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: peer said BYE\n", b16);
+	log_at(&na, msg);
+	snprintf(msg, sizeof(msg), "connection to %s closed: node stopped\n", nb.addr);
+	expect_shutdown_logged(&nc, msg);
+	snprintf(msg, sizeof(msg), "connection to %s closed: node stopped\n", na.addr);
+	expect_shutdown_logged(&nb, msg);
+	expect_shutdown_logged(&na, NULL); /* nobody was left connected to A */
 	g_test_done = 1;
 }
 
