@@ -2480,7 +2480,7 @@ static void test_sync_tcp__reject_every_flipped_byte(void **state)
 			}
 			char *fp = store_fingerprint(t->n.path);
 			if (strcmp(fp, fp0) != 0) {
-				print_error("change sent: %s\nreply: %s\n", bad.ptr, k == REPLY_ERR ? why : "ACK 1");
+				print_error("change sent: %.*s\nreply: %s\n", (int)bad.len, bad.ptr, k == REPLY_ERR ? why : "ACK 1");
 				fail_msg("byte %zu ^ 0x%02x: the node's store changed", i, patterns[p]);
 			}
 			free(fp);
