@@ -29,12 +29,14 @@
 #include <ftw.h>
 #include <limits.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -638,6 +640,10 @@ static void raw_connect(raw *r, const char *addr)
 		}
 	if (connect(r->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		fail_msg("connect %s: %s", addr, strerror(errno));
+	/* Lines go out as they are written, as the node's own do (no Nagle
+	 * wait for the previous line's delayed ACK). */
+	int one = 1;
+	assert_int_equal(setsockopt(r->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)), 0);
 	r->len = r->consumed = 0;
 }
 
@@ -847,13 +853,21 @@ static void raw_check_server_auth(raw *r)
 	assert_int_equal(lim_handshake__check_proof(m.proof, 'S', r->transcript, r->netkey), 0);
 }
 
-/* After our VV: read CH/END (ACKed) up to SYNCED; returns the CH count. */
-static int raw_drain_to_synced(raw *r)
+/* After our VV: read CH/END (ACKed) up to SYNCED; returns the CH count.
+ * The first `max` CH payloads (the node's changes, byte for byte) are
+ * copied to keep[] if keep is not NULL. */
+static int raw_drain_collect(raw *r, lim_sb *keep, int max)
 {
 	int nch = 0;
 	for (;;) {
 		lim_msg m;
 		char *line = raw_msg(r, &m);
+		if (m.type == LIM_MSG_CH && keep && nch < max) {
+			lim_sb__clear(&keep[nch]);
+			lim_sb__put(&keep[nch], m.arg.p, m.arg.n);
+			lim_sb__putc(&keep[nch], '\0');
+			keep[nch].len--; /* NUL-terminated for printf, not counted */
+		}
 		if (m.type == LIM_MSG_CH)
 			nch++;
 		else if (m.type == LIM_MSG_END)
@@ -863,6 +877,29 @@ static int raw_drain_to_synced(raw *r)
 		else
 			fail_msg("unexpected line from the node during catch-up: %.200s", line);
 	}
+}
+
+static int raw_drain_to_synced(raw *r)
+{
+	return raw_drain_collect(r, NULL, 0);
+}
+
+/* A complete good handshake as a dialing client, up to the node's SYNCED;
+ * the node's catch-up changes go to keep[] as in raw_drain_collect. */
+static int raw_handshake_collect(raw *r, const char *addr, lim_sb *keep, int max)
+{
+	lim_msg m;
+	char *line;
+	raw_connect(r, addr);
+	raw_send_hello(r);
+	raw_read_server_hello(r);
+	raw_send_auth(r, AUTH_GOOD);
+	raw_check_server_auth(r);
+	line = raw_msg(r, &m);
+	if (m.type != LIM_MSG_VV)
+		fail_msg("expected the node's VV after the handshake, got: %.200s", line);
+	raw_sendf(r, "VV\n");
+	return raw_drain_collect(r, keep, max);
 }
 
 /* A complete good handshake as a dialing client, up to the node's SYNCED. */
@@ -932,6 +969,132 @@ static void raw_expect_err(raw *r, int code, int alt)
 	raw_expect_err_text(r, code, alt, NULL);
 }
 
+enum { REPLY_ACK = 1, REPLY_ERR, REPLY_EOF };
+
+/*
+ * The node's answer to what we sent: ACK (its count in *n), ERR (its code
+ * in *n, the whole line in why) or a close without either. Lines the node
+ * may send meanwhile are passed over: PING (answered), PONG, SYNCED, STATE,
+ * its VV (sent again about 1 s after a batch with skipped changes,
+ * PROTOCOL.md 9.2) and CH/END of anything it pushes (END acknowledged).
+ */
+static int raw_reply(raw *r, uint64_t *n, char *why, size_t whycap)
+{
+	for (;;) {
+		char *line, reply[128];
+		size_t len;
+		lim_msg m;
+		int perr, rc = raw_line(r, &line, &len, DEADLINE_MS);
+		if (rc == LINE_EOF || (rc == LINE_ERROR && errno == ECONNRESET))
+			return REPLY_EOF;
+		if (rc == LINE_TIMEOUT)
+			fail_msg("no ACK or ERR from the node within %d ms", DEADLINE_MS);
+		if (rc != LINE_OK)
+			fail_msg("reading from the node: %s", strerror(errno));
+		if (lim_msg__parse(&m, line, len, &perr) != 0)
+			fail_msg("the node sent a malformed line (ERR %d): %.200s", perr, line);
+		switch (m.type) {
+		case LIM_MSG_ACK:
+			*n = m.count;
+			return REPLY_ACK;
+		case LIM_MSG_ERR:
+			*n = m.count;
+			if (why)
+				snprintf(why, whycap, "%s", line);
+			return REPLY_ERR;
+		case LIM_MSG_PING:
+			snprintf(reply, sizeof(reply), "PONG %.*s\n", (int)m.arg.n, m.arg.p);
+			(void)raw_send(r, reply, strlen(reply)); /* a close shows up on the next read */
+			break;
+		case LIM_MSG_END:
+			snprintf(reply, sizeof(reply), "ACK %llu\n", (unsigned long long)m.count);
+			(void)raw_send(r, reply, strlen(reply));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+/* The node must acknowledge a batch of n changes. */
+static void raw_expect_ack(raw *r, uint64_t want)
+{
+	uint64_t n;
+	char why[512];
+	int k = raw_reply(r, &n, why, sizeof(why));
+	if (k == REPLY_ERR)
+		fail_msg("wanted ACK %llu, the node sent: %.300s", (unsigned long long)want, why);
+	if (k == REPLY_EOF)
+		fail_msg("wanted ACK %llu, the node closed the connection", (unsigned long long)want);
+	if (n != want)
+		fail_msg("wanted ACK %llu, got ACK %llu", (unsigned long long)want, (unsigned long long)n);
+}
+
+/* This connection is still open and served: a PING gets its PONG, and
+ * nothing else (no ERR, no close) comes first. Batches the node pushes
+ * meanwhile are acknowledged. */
+static void raw_expect_pong(raw *r)
+{
+	static int counter;
+	char token[32];
+	snprintf(token, sizeof(token), "same%d", ++counter);
+	raw_sendf(r, "PING %s\n", token);
+	for (;;) {
+		char *line;
+		size_t len;
+		lim_msg m;
+		int perr, rc = raw_line(r, &line, &len, DEADLINE_MS);
+		if (rc == LINE_EOF)
+			fail_msg("the node closed this connection; wanted PONG %s", token);
+		if (rc != LINE_OK)
+			fail_msg("no PONG %s from the node within %d ms (%s)", token, DEADLINE_MS,
+			         rc == LINE_TIMEOUT ? "timeout" : strerror(errno));
+		if (lim_msg__parse(&m, line, len, &perr) != 0)
+			fail_msg("the node sent a malformed line (ERR %d): %.200s", perr, line);
+		if (m.type == LIM_MSG_PONG && m.arg.n == strlen(token) && memcmp(m.arg.p, token, m.arg.n) == 0)
+			return;
+		if (m.type == LIM_MSG_ERR || m.type == LIM_MSG_ACK)
+			fail_msg("wanted PONG %s, the node sent: %.300s", token, line);
+		if (m.type == LIM_MSG_PING)
+			raw_sendf(r, "PONG %.*s\n", (int)m.arg.n, m.arg.p);
+		else if (m.type == LIM_MSG_END)
+			raw_sendf(r, "ACK %llu\n", (unsigned long long)m.count);
+	}
+}
+
+/* Read until the node closes (after an ERR it sent). */
+static void raw_expect_close(raw *r)
+{
+	for (;;) {
+		char *line;
+		size_t len;
+		int rc = raw_line(r, &line, &len, DEADLINE_MS);
+		if (rc == LINE_EOF || (rc == LINE_ERROR && errno == ECONNRESET))
+			break;
+		if (rc == LINE_OK)
+			fail_msg("the node sent more after ERR: %.200s", line);
+		fail_msg("the node did not close the connection within %d ms after ERR", DEADLINE_MS);
+	}
+	raw_close(r);
+}
+
+/* Send "CH <change>\n" lines for every change, then "END n\n", at once. */
+static void raw_send_batch(raw *r, const lim_sb *const *chs, int n)
+{
+	lim_sb b = LIM_SB_INIT;
+	for (int i = 0; i < n; i++) {
+		lim_sb__put(&b, "CH ", 3);
+		lim_sb__put(&b, chs[i]->ptr, chs[i]->len);
+		lim_sb__putc(&b, '\n');
+	}
+	lim_sb__printf(&b, "END %d\n", n);
+	assert_int_equal(lim_sb__check(&b), 0);
+	int rc = raw_send(r, b.ptr, b.len);
+	lim_sb__free(&b);
+	if (rc < 0)
+		fail_msg("sending a batch: %s", strerror(-rc));
+}
+
 /* ------------------------------------------------------------ changes built by the test */
 
 static uint64_t hlc_now(void)
@@ -941,9 +1104,24 @@ static uint64_t hlc_now(void)
 
 /* Seal a one-op change "S coll doc field s<value>" by r's identity; `link`
  * gets its link, the prev of the next change. */
+static void make_change_as(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const unsigned char author[LIM_ID_BYTES],
+                           const unsigned char sk[LIM_SECRET_KEY_BYTES], uint64_t seq,
+                           const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
+                           const char *field, const char *value);
+
 static void make_change(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const raw *r, uint64_t seq,
                         const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
                         const char *field, const char *value)
+{
+	make_change_as(out, link, r->pk, r->sk, seq, prev, hlc, coll, doc, field, value);
+}
+
+/* The same, with who the change names as its author and whose secret key
+ * signs it given apart (a forger's change: A's body, B's signature). */
+static void make_change_as(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const unsigned char author[LIM_ID_BYTES],
+                           const unsigned char sk[LIM_SECRET_KEY_BYTES], uint64_t seq,
+                           const unsigned char prev[LIM_HASH_BYTES], uint64_t hlc, const char *coll, const char *doc,
+                           const char *field, const char *value)
 {
 	lim_change_builder b = { LIM_SB_INIT, 0 };
 	unsigned char hash[LIM_HASH_BYTES];
@@ -956,7 +1134,7 @@ static void make_change(lim_sb *out, unsigned char link[LIM_HASH_BYTES], const r
 	lim_cb__name(&b, field);
 	lim_sb__putc(&b.ops, ' ');
 	lim_value__encode(&b.ops, &v);
-	assert_int_equal(lim_change__seal(out, hash, &b, r->pk, r->sk, seq, hlc, prev), 0);
+	assert_int_equal(lim_change__seal(out, hash, &b, author, sk, seq, hlc, prev), 0);
 	lim_change__sealed_link(link, hash, out);
 	lim_sb__free(&b.ops);
 	/* Sanity: the bytes parse as a change. */
@@ -1123,6 +1301,20 @@ static void keeper_wait_change_from(keeper *k, const char *author)
 	}
 }
 
+/* Sockets of the half-open test (more than g_fds holds); the teardown
+ * closes whatever a failed test left open. */
+#define MANY_FDS 1000
+static int g_many[MANY_FDS];
+
+static void close_many(void)
+{
+	for (int i = 0; i < MANY_FDS; i++)
+		if (g_many[i] > 0) {
+			close(g_many[i]);
+			g_many[i] = 0;
+		}
+}
+
 /* ------------------------------------------------------------ fixtures */
 
 static int case_setup(void **state)
@@ -1152,11 +1344,51 @@ static int case_teardown(void **state)
 			close(g_fds[i]);
 			g_fds[i] = -1;
 		}
+	close_many();
 	kill_all_kids();
 	if (!g_test_done)
 		dump_node_logs();
 	memset(g_nodes, 0, sizeof(g_nodes));
 	return 0;
+}
+
+/* ------------------------------------------------------------ serve's log */
+
+/*
+ * Where `lim serve` logged a line containing `what` (an offset into its
+ * stderr log), failing if it did not. Every log line is
+ * "<UTC time>Z lim serve: <message>" (libcore/cli/cmd_sync.c); the
+ * messages are node.c's and session.c's.
+ */
+static size_t log_at(const node *n, const char *what)
+{
+	char *log = slurp(n->log), needle[512];
+	snprintf(needle, sizeof(needle), "Z lim serve: %s", what);
+	char *p = strstr(log, needle);
+	if (!p) {
+		print_error("--- log of %s:\n%.4000s\n", n->log, log);
+		free(log);
+		fail_msg("lim serve did not log '%s'", what);
+	}
+	size_t at = (size_t)(p - log);
+	free(log);
+	return at;
+}
+
+/* The end of a node's log after SIGTERM: the signal, then `closed`
+ * lines (if any) for its connections, then "stopped" as the last line. */
+static void expect_shutdown_logged(const node *n, const char *closed)
+{
+	size_t sig = log_at(n, "SIGTERM: shutting down\n"), stop = log_at(n, "stopped\n");
+	char *log = slurp(n->log);
+	size_t len = strlen(log);
+	free(log);
+	assert_true(sig < stop);
+	assert_true(stop + strlen("Z lim serve: stopped\n") == len); /* the last line */
+	if (closed) {
+		size_t at = log_at(n, closed);
+		assert_true(sig < at && at < stop);
+	}
 }
 
 /* ------------------------------------------------------------ 1. line topology */
@@ -1241,6 +1473,52 @@ static void test_sync_tcp__line_topology(void **state)
 	node_stop(&nc);
 	node_stop(&nb);
 	node_stop(&na);
+
+	/*
+	 * What each lim serve logged: its address, the connections it
+	 * accepted and dialed, each peer authenticated (by the first 16 hex
+	 * of its id), the batches it applied, and on SIGTERM its dialed
+	 * connections closed before "stopped". A stopping node says BYE, so
+	 * the node it dialed logs that too.
+	 */
+	char msg[256], a16[17], b16[17], c16[17];
+	snprintf(a16, sizeof(a16), "%.16s", a.id);
+	snprintf(b16, sizeof(b16), "%.16s", b.id);
+	snprintf(c16, sizeof(c16), "%.16s", c.id);
+	const node *all[3] = { &na, &nb, &nc };
+	for (int i = 0; i < 3; i++) {
+		snprintf(msg, sizeof(msg), "listening on %s\n", all[i]->addr);
+		log_at(all[i], msg);
+	}
+	log_at(&na, "connection from 127.0.0.1:"); /* B dialed A */
+	log_at(&nb, "connection from 127.0.0.1:"); /* C dialed B */
+	snprintf(msg, sizeof(msg), "connected to %s\n", na.addr);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "connected to %s\n", nb.addr);
+	log_at(&nc, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", b16);
+	log_at(&na, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", a16);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", c16);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: authenticated\n", b16);
+	log_at(&nc, msg);
+	/* A got B's and (relayed) C's changes from B, C got A's from B. */
+	snprintf(msg, sizeof(msg), "peer %s: applied a batch of ", b16);
+	log_at(&na, msg);
+	log_at(&nc, msg);
+	snprintf(msg, sizeof(msg), "peer %s: applied a batch of ", c16);
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: peer said BYE\n", c16); /* C stopped first */
+	log_at(&nb, msg);
+	snprintf(msg, sizeof(msg), "peer %s: peer said BYE\n", b16);
+	log_at(&na, msg);
+	snprintf(msg, sizeof(msg), "connection to %s closed: node stopped\n", nb.addr);
+	expect_shutdown_logged(&nc, msg);
+	snprintf(msg, sizeof(msg), "connection to %s closed: node stopped\n", na.addr);
+	expect_shutdown_logged(&nb, msg);
+	expect_shutdown_logged(&na, NULL); /* nobody was left connected to A */
 	g_test_done = 1;
 }
 
@@ -1452,7 +1730,7 @@ typedef struct {
 
 static rj g_rj;
 
-enum { RJ_PLAIN = 0, RJ_ALLOW = 1, RJ_SHORT_IDLE = 2 };
+enum { RJ_PLAIN = 0, RJ_ALLOW = 1, RJ_SHORT_IDLE = 2, RJ_HALF_OPEN = 4 };
 
 /*
  * A node with some data, a second connection established and kept alive by
@@ -1472,6 +1750,8 @@ static rj *rj_setup(int flags)
 		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--allow", g_keeper.r.idhex, "--allow", t->fresh.id);
 	else if (flags & RJ_SHORT_IDLE)
 		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--idle-timeout", "1000");
+	else if (flags & RJ_HALF_OPEN)
+		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0", "--idle-timeout", "10000");
 	else
 		NODE_INIT(&t->node, &t->n, "--listen", "127.0.0.1:0");
 	node_start(&t->node);
@@ -1516,7 +1796,74 @@ static int rj_teardown(void **state)
 	return case_teardown(state);
 }
 
-/* (a) a first line that is not a message */
+/* The node's digest and vv, through `lim`, are still the recorded ones
+ * (without the "still serving" part of rj_check_unchanged_and_serving). */
+static void rj_expect_unchanged(rj *t, const char *what)
+{
+	char d[65], *v;
+	digest_of(t->n.path, d);
+	v = vv_of(t->n.path);
+	if (strcmp(d, t->digest) != 0 || strcmp(v, t->vv) != 0) {
+		print_error("digest %s (was %s)\nvv:\n%s(was:\n%s)", d, t->digest, v, t->vv);
+		free(v);
+		fail_msg("%s: the node's store changed", what);
+	}
+	free(v);
+}
+
+/* Record the node's digest and vv as they are now (after a test has made
+ * the node apply something on purpose). */
+static void rj_rebaseline(rj *t)
+{
+	free(t->vv);
+	digest_of(t->n.path, t->digest);
+	t->vv = vv_of(t->n.path);
+}
+
+/* Open a store file read-only with SQLite itself (the node may be running:
+ * WAL readers do not disturb it). */
+static sqlite3 *sql_open_ro(const char *path)
+{
+	sqlite3 *db = NULL;
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
+		fail_msg("sqlite3_open_v2(%s, read-only): %s", path, db ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_busy_timeout(db, DEADLINE_MS);
+	return db;
+}
+
+/*
+ * What a store holds, read from its file: every change's hash in order,
+ * every author's head, and the counts of merged fields and equivocation
+ * evidence. Cheap enough to take after each of hundreds of bad batches;
+ * the tests also compare `lim digest` and `lim vv` at their end.
+ */
+static char *store_fingerprint(const char *path)
+{
+	sqlite3 *db = sql_open_ro(path);
+	sqlite3_stmt *q;
+	char *res;
+	static const char sql[] =
+		"SELECT (SELECT count(*) || ':' || coalesce(group_concat(h, ','), '')"
+		"          FROM (SELECT hex(hash) AS h FROM changes ORDER BY id))"
+		" || '|' || (SELECT coalesce(group_concat(a, ','), '')"
+		"          FROM (SELECT hex(pubkey) || '/' || max_seq || '/' || hex(head_link) AS a FROM authors ORDER BY id))"
+		" || '|' || (SELECT count(*) FROM fields) || '|' || (SELECT count(*) FROM equivocations)";
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+		fail_msg("fingerprint of %s: %s", path, sqlite3_errmsg(db));
+	if (sqlite3_step(q) != SQLITE_ROW)
+		fail_msg("fingerprint of %s: %s", path, sqlite3_errmsg(db));
+	res = strdup((const char *)sqlite3_column_text(q, 0));
+	assert_non_null(res);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return res;
+}
+
+/*
+ * (a) a first line that is not a message. "GET" names no message, and
+ * parse errors win over state errors in every state (PROTOCOL.md 4 and
+ * 11.1), so the one right answer is `ERR 400 unknown message`, not 409.
+ */
 static void test_sync_tcp__reject_garbage_first_line(void **state)
 {
 	rj *t = rj_setup(RJ_PLAIN);
@@ -1525,7 +1872,7 @@ static void test_sync_tcp__reject_garbage_first_line(void **state)
 	c = raw_new(t->key);
 	raw_connect(c, t->node.addr);
 	raw_sendf(c, "GET / HTTP/1.1\n");
-	raw_expect_err(c, LIM_PERR_STATE, LIM_PERR_MALFORMED);
+	raw_expect_err_text(c, LIM_PERR_MALFORMED, 0, "unknown message");
 	raw_dispose(c);
 	rj_check_unchanged_and_serving(t);
 	rj_done(t);
@@ -1861,6 +2208,975 @@ static void test_sync_tcp__accept_own_signed_change(void **state)
 	rj_done(t);
 }
 
+
+/* ------------------------------------------------------------ 6. attacks with real changes */
+
+/*
+ * A change whose body names author A, signed with B's secret key; A and B
+ * are both members of the network. Membership is no licence to write as
+ * someone else: whether B relays it or A's own authenticated connection
+ * carries it, the node refuses the batch with 422 LIM_ESIGNATURE and
+ * stores nothing. The same bytes through lim_db_apply get LIM_ESIGNATURE;
+ * the same body signed by A applies there (so only the key is wrong).
+ */
+static void test_sync_tcp__reject_change_signed_by_another_key(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *a, *b;
+	lim_sb forged = LIM_SB_INIT, good = LIM_SB_INIT;
+	unsigned char link[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	uint64_t hlc = hlc_now();
+	char want[128], before[65], after[65];
+	const lim_sb *one[1];
+	lim_db *db = NULL;
+	lim_apply_stats st = { 0, 0 };
+	(void)state;
+	a = raw_new(t->key);
+	b = raw_new(t->key);
+	make_change_as(&forged, link, a->pk, b->sk, 1, zero, hlc, "docs", "evil", "x", "written by b");
+	make_change_as(&good, link, a->pk, a->sk, 1, zero, hlc, "docs", "evil", "x", "written by b");
+	/* One body, two signatures. */
+	assert_int_equal(forged.len, good.len);
+	assert_memory_equal(forged.ptr, good.ptr, good.len - 2 * LIM_SIG_BYTES);
+	assert_memory_not_equal(forged.ptr + good.len - 2 * LIM_SIG_BYTES, good.ptr + good.len - 2 * LIM_SIG_BYTES,
+	                        2 * LIM_SIG_BYTES);
+	snprintf(want, sizeof(want), "LIM_ESIGNATURE: change %.16s.../1: the signature does not verify", a->idhex);
+	one[0] = &forged;
+
+	raw_handshake(b, t->node.addr); /* B relays it */
+	raw_send_batch(b, one, 1);
+	raw_expect_err_text(b, LIM_PERR_REJECTED, 0, want);
+	raw_handshake(a, t->node.addr); /* A's own connection carries it */
+	raw_send_batch(a, one, 1);
+	raw_expect_err_text(a, LIM_PERR_REJECTED, 0, want);
+	rj_check_unchanged_and_serving(t); /* syncs `fresh` to the node's state */
+	assert_int_equal(get(t->n.path, "docs", "evil", NULL, NULL), 1);
+
+	/* The library entry point, on a store of the same network. */
+	assert_int_equal(lim_db_open(&db, t->fresh.path, NULL), 0);
+	assert_int_equal(lim_db_digest(db, before), 0);
+	assert_int_equal(lim_db_apply(db, forged.ptr, forged.len, &st), LIM_ESIGNATURE);
+	assert_int_equal(st.applied, 0);
+	assert_int_equal(lim_db_digest(db, after), 0);
+	assert_string_equal(before, after);
+	assert_int_equal(lim_db_apply(db, good.ptr, good.len, &st), 0);
+	assert_int_equal(st.applied, 1);
+	lim_db_free(db);
+	lim_sb__free(&forged);
+	lim_sb__free(&good);
+	rj_done(t);
+}
+
+/*
+ * An exact replay of changes the node already holds: its own two changes,
+ * byte for byte as it sent them during catch-up, and a change of ours it
+ * applied a moment ago, alone and twice in one batch. Duplicates are
+ * no-ops (changes.md 8 step 2): each batch is acknowledged, nothing
+ * changes, and the connection stays open (a PING on it gets its PONG).
+ */
+static void test_sync_tcp__replay_of_held_changes(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb theirs[4] = { LIM_SB_INIT, LIM_SB_INIT, LIM_SB_INIT, LIM_SB_INIT }, mine = LIM_SB_INIT;
+	unsigned char link[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	const lim_sb *batch[4];
+	(void)state;
+	c = raw_new(t->key);
+	assert_int_equal(raw_handshake_collect(c, t->node.addr, theirs, 4), 2); /* rj_setup's put and incr */
+	for (int i = 0; i < 2; i++)
+		assert_memory_equal(theirs[i].ptr + 5, t->n.id, 2 * LIM_ID_BYTES);
+
+	batch[0] = &theirs[0];
+	batch[1] = &theirs[1];
+	raw_send_batch(c, batch, 2);
+	raw_expect_ack(c, 2);
+	rj_expect_unchanged(t, "after replaying the node's own changes");
+	raw_expect_pong(c);
+
+	/* One of ours, applied once ... */
+	make_change(&mine, link, c, 1, zero, hlc_now(), "docs", "mine", "x", "once");
+	batch[0] = &mine;
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	assert_int_equal(get(t->n.path, "docs", "mine", NULL, NULL), 0);
+	rj_rebaseline(t);
+	/* ... then replayed, alone and twice in a row, and mixed with the
+	 * node's own. */
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	batch[1] = &mine;
+	raw_send_batch(c, batch, 2);
+	raw_expect_ack(c, 2);
+	batch[0] = &theirs[1];
+	batch[2] = &theirs[0];
+	raw_send_batch(c, batch, 3);
+	raw_expect_ack(c, 3);
+	rj_expect_unchanged(t, "after replaying our own change");
+	raw_expect_pong(c);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	for (int i = 0; i < 4; i++)
+		lim_sb__free(&theirs[i]);
+	lim_sb__free(&mine);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * An author that signs two different changes with one seq (A1 and A1'),
+ * and then a seq 2 that continues A1' (a forked chain). The node holds A1
+ * first. Both A1' and the fork are authentic, so they are the author's
+ * doing, not the sender's: skipped (PROTOCOL.md 9.2, changes.md 8 steps 2
+ * and 4), the batch acknowledged, the connection not closed, A1 kept, and
+ * A1' recorded in the `equivocations` table. The same fork with forged
+ * signature bytes is a different matter: nobody signed it, so the sender
+ * is refused (422).
+ */
+static void test_sync_tcp__equivocation_and_fork_skipped(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c, *f;
+	lim_sb a1 = LIM_SB_INIT, a1x = LIM_SB_INIT, a2x = LIM_SB_INIT, bad = LIM_SB_INIT;
+	unsigned char l1[LIM_HASH_BYTES], l1x[LIM_HASH_BYTES], l2x[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	uint64_t hlc = hlc_now();
+	const lim_sb *batch[2];
+	char *out, *log;
+	(void)state;
+	c = raw_new(t->key);
+	f = raw_new(t->key);
+	make_change(&a1, l1, c, 1, zero, hlc, "docs", "eq", "x", "honest");
+	make_change(&a1x, l1x, c, 1, zero, hlc, "docs", "eq", "x", "second version");
+	make_change(&a2x, l2x, c, 2, l1x, hlc + 1, "docs", "eq", "y", "fork");
+	make_change(&bad, l2x, c, 2, l1x, hlc + 1, "docs", "eq", "y", "fork");
+	flip_signature(&bad, NULL);
+
+	raw_handshake(c, t->node.addr);
+	batch[0] = &a1;
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	rj_rebaseline(t);
+
+	batch[0] = &a1x; /* the equivocation */
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	raw_expect_pong(c);
+	batch[0] = &a2x; /* the fork, alone */
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	raw_expect_pong(c);
+	batch[0] = &a1x; /* both, as one run */
+	batch[1] = &a2x;
+	raw_send_batch(c, batch, 2);
+	raw_expect_ack(c, 2);
+	raw_expect_pong(c);
+	rj_expect_unchanged(t, "after the equivocation and the fork");
+	assert_int_equal(get(t->n.path, "docs", "eq", "x", &out), 0);
+	assert_string_equal(out, "\"honest\"");
+	free(out);
+	assert_int_equal(get(t->n.path, "docs", "eq", "y", NULL), 1);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+
+	/* The fork with forged signature bytes: 422, sender refused. */
+	raw_handshake(f, t->node.addr);
+	batch[0] = &bad;
+	raw_send_batch(f, batch, 1);
+	raw_expect_err_text(f, LIM_PERR_REJECTED, 0, "LIM_EHASH");
+	raw_dispose(f);
+
+	log = slurp(t->node.log);
+	assert_non_null(strstr(log, "signed two different changes with seq 1"));
+	assert_non_null(strstr(log, "forked its chain"));
+	free(log);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+
+	/* The evidence: A1' (and nothing else) in the stopped node's file. */
+	sqlite3 *db = sql_open_ro(t->n.path);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT e.seq, e.body FROM equivocations e JOIN authors a ON a.id = e.author "
+	                                    "WHERE a.pubkey = ?1",
+	                                    -1, &q, NULL),
+	                 SQLITE_OK);
+	sqlite3_bind_blob(q, 1, c->pk, LIM_ID_BYTES, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int64(q, 0), 1);
+	assert_int_equal(sqlite3_column_bytes(q, 1), (int)a1x.len);
+	assert_memory_equal(sqlite3_column_blob(q, 1), a1x.ptr, a1x.len);
+	assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	lim_sb__free(&a1);
+	lim_sb__free(&a1x);
+	lim_sb__free(&a2x);
+	lim_sb__free(&bad);
+}
+
+
+/*
+ * A valid change (seq 2 of an author whose seq 1 the node holds, with a
+ * multi-byte UTF-8 value) with one byte altered, at every byte position,
+ * three ways: XOR 0x01 (a neighbouring digit, letter or op code), XOR 0x20
+ * (letter case: uppercase hex must not decode to the same bytes, a space
+ * becomes a non-space) and XOR 0x80 (invalid UTF-8, or a UTF-8 byte
+ * turned ASCII). Each goes in its own batch after a proper handshake. None
+ * may be applied: the node either refuses the batch (ERR, and closes; the
+ * next position gets a new connection) or skips the change (a gap, a
+ * future stamp, an author it does not know; ACK, and the connection is
+ * reused). The store file is compared after every position; the digest,
+ * vv and a fresh store's sync at the end.
+ */
+static void test_sync_tcp__reject_every_flipped_byte(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb c1 = LIM_SB_INIT, c2 = LIM_SB_INIT, bad = LIM_SB_INIT;
+	unsigned char l1[LIM_HASH_BYTES], l2[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	static const unsigned char patterns[] = { 0x01, 0x20, 0x80 };
+	const lim_sb *batch[1] = { &bad };
+	uint64_t hlc = hlc_now();
+	int nerr[600] = { 0 }, nack = 0, nconn = 0, total = 0;
+	char *fp0, why[512];
+	int64_t t0 = mono_ms();
+	(void)state;
+	c = raw_new(t->key);
+	make_change(&c1, l1, c, 1, zero, hlc, "docs", "flip", "x", "first");
+	make_change(&c2, l2, c, 2, l1, hlc + 1, "docs", "flip", "y", "caf\xc3\xa9 \xe2\x9c\x93 50%");
+	raw_handshake(c, t->node.addr);
+	nconn++;
+	batch[0] = &c1;
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	rj_rebaseline(t);
+	fp0 = store_fingerprint(t->n.path);
+	batch[0] = &bad;
+
+	for (size_t p = 0; p < sizeof(patterns); p++)
+		for (size_t i = 0; i < c2.len; i++) {
+			uint64_t n;
+			int k;
+			lim_sb__clear(&bad);
+			lim_sb__put(&bad, c2.ptr, c2.len);
+			bad.ptr[i] ^= (char)patterns[p];
+			if (c->fd < 0) {
+				raw_handshake(c, t->node.addr);
+				nconn++;
+			}
+			raw_send_batch(c, batch, 1);
+			k = raw_reply(c, &n, why, sizeof(why));
+			if (k == REPLY_EOF)
+				fail_msg("byte %zu ^ 0x%02x: the node closed the connection without ERR", i, patterns[p]);
+			if (k == REPLY_ERR) {
+				if (n >= 600)
+					fail_msg("byte %zu ^ 0x%02x: %s", i, patterns[p], why);
+				nerr[n]++;
+				raw_expect_close(c);
+			} else {
+				if (n != 1)
+					fail_msg("byte %zu ^ 0x%02x: ACK %llu for a batch of 1", i, patterns[p], (unsigned long long)n);
+				nack++;
+			}
+			char *fp = store_fingerprint(t->n.path);
+			if (strcmp(fp, fp0) != 0) {
+				print_error("change sent: %.*s\nreply: %s\n", (int)bad.len, bad.ptr, k == REPLY_ERR ? why : "ACK 1");
+				fail_msg("byte %zu ^ 0x%02x: the node's store changed", i, patterns[p]);
+			}
+			free(fp);
+			total++;
+		}
+	if (c->fd >= 0) {
+		raw_expect_pong(c);
+		raw_sendf(c, "BYE\n");
+	}
+	raw_dispose(c);
+	/* Every reply was one of the refusals of PROTOCOL.md 11.1 or a skip. */
+	assert_int_equal(nerr[400] + nerr[422] + nack, total);
+	assert_true(nerr[422] > 0);
+	assert_true(nack > 0);
+	print_message("flipped bytes: %d changes (%zu positions x %zu patterns): %d ERR 422, %d ERR 400, %d skipped (ACK); "
+	              "%d connections, %lld ms\n",
+	              total, c2.len, sizeof(patterns), nerr[422], nerr[400], nack, nconn, (long long)(mono_ms() - t0));
+	free(fp0);
+	lim_sb__free(&c1);
+	lim_sb__free(&c2);
+	lim_sb__free(&bad);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* The newest change of a store, from `lim log --limit 1`: author prefix
+ * (16 hex) and the wall-clock part of its HLC. */
+static void newest_change(const char *db, char author16[17], long long *hlc_ms)
+{
+	char *out = LIM_OK("--db", db, "log", "--limit", "1");
+	unsigned long long seq, ms, logical;
+	if (sscanf(out, "%16s %llu %llu.%llu", author16, &seq, &ms, &logical) != 4)
+		fail_msg("lim log printed: %.300s", out);
+	*hlc_ms = (long long)ms;
+	free(out);
+}
+
+/*
+ * A validly signed change stamped 10 minutes ahead, far beyond the 60 s
+ * drift bound: skipped (LIM_ECLOCK, PROTOCOL.md 9.2), not applied, the
+ * batch acknowledged. The node's clock must not have moved to it either:
+ * a local write afterwards, while it runs and after it stopped, is stamped
+ * within the bound of the wall clock (changes.md 8 step 6: the clock
+ * advances only after that check).
+ */
+static void test_sync_tcp__future_change_not_applied(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb ch = LIM_SB_INIT;
+	unsigned char link[LIM_HASH_BYTES], zero[LIM_HASH_BYTES] = { 0 };
+	const lim_sb *batch[1] = { &ch };
+	const long long bound = 60000;
+	char author[17], *log;
+	long long hlc_ms, wall;
+	(void)state;
+	c = raw_new(t->key);
+	make_change(&ch, link, c, 1, zero, (uint64_t)(wall_ms() + 600000) << 16, "docs", "future", "x", "too soon");
+	raw_handshake(c, t->node.addr);
+	raw_send_batch(c, batch, 1);
+	raw_expect_ack(c, 1);
+	raw_expect_pong(c);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a change from the future");
+	assert_int_equal(get(t->n.path, "docs", "future", NULL, NULL), 1);
+	log = slurp(t->node.log);
+	assert_non_null(strstr(log, "ahead of this node's clock"));
+	free(log);
+	rj_check_unchanged_and_serving(t);
+
+	put(&t->n, "docs", "local", "{\"while\":\"running\"}");
+	wall = wall_ms();
+	newest_change(t->n.path, author, &hlc_ms);
+	assert_memory_equal(author, t->n.id, 16);
+	if (hlc_ms > wall + bound)
+		fail_msg("a local write was stamped %lld ms ahead of the wall clock", hlc_ms - wall);
+	rj_done(t);
+	put(&t->n, "docs", "local", "{\"after\":\"stopping\"}");
+	wall = wall_ms();
+	newest_change(t->n.path, author, &hlc_ms);
+	assert_memory_equal(author, t->n.id, 16);
+	if (hlc_ms > wall + bound)
+		fail_msg("a local write after the node stopped was stamped %lld ms ahead of the wall clock", hlc_ms - wall);
+	lim_sb__free(&ch);
+}
+
+
+/* ------------------------------------------------------------ 7. limits, live */
+
+/*
+ * A line of exactly LIM_MAX_LINE_BYTES (4 194 368) bytes without its LF is
+ * within the limit (PROTOCOL.md 3: "MUST NOT exceed"): a STATE line of that
+ * size (free text, kept as the peer's state) is taken, and the same
+ * connection is served on. One byte more earns ERR 413.
+ */
+static void test_sync_tcp__line_at_the_limit(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	size_t n = (size_t)LIM_MAX_LINE_BYTES;
+	char *line = malloc(n + 2);
+	int rc;
+	(void)state;
+	assert_non_null(line);
+	memcpy(line, "STATE ", 6);
+	memset(line + 6, 'x', n + 1 - 6);
+
+	c = raw_new(t->key);
+	raw_handshake(c, t->node.addr);
+	line[n] = '\n';
+	assert_int_equal(raw_send(c, line, n + 1), 0);
+	raw_expect_pong(c); /* no ERR 413 came first */
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a line at the limit");
+
+	raw_handshake(c, t->node.addr);
+	line[n] = 'x';
+	line[n + 1] = '\n';
+	rc = raw_send(c, line, n + 2);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		fail_msg("sending the long line: %s", strerror(-rc));
+	raw_expect_err(c, LIM_PERR_TOO_LARGE, 0);
+	raw_dispose(c);
+	free(line);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * Send `line` (no LF) one byte every 200 ms, not answering the node's
+ * PINGs (a PONG would be a complete line). Bytes of an unfinished line do
+ * not reset the idle timer (PROTOCOL.md 10), so with --idle-timeout 1000
+ * the node must send ERR 408 and close long before the line runs out.
+ */
+static void trickle_until_timeout(raw *r, const char *line)
+{
+	size_t n = strlen(line);
+	int64_t t0 = mono_ms();
+	for (size_t i = 0; i < n; i++) {
+		int64_t until = mono_ms() + 200;
+		(void)raw_send(r, line + i, 1); /* a close shows up below */
+		for (;;) {
+			char *l;
+			size_t len;
+			int64_t left = until - mono_ms();
+			if (left <= 0)
+				break;
+			int rc = raw_line(r, &l, &len, (int)left);
+			if (rc == LINE_TIMEOUT)
+				break;
+			if (rc != LINE_OK)
+				fail_msg("the node closed the trickling connection without ERR 408");
+			if (strncmp(l, "ERR ", 4) == 0) {
+				if (strcmp(l, "ERR 408 nothing received for 1000 ms") != 0)
+					fail_msg("wanted ERR 408 for the trickled line, got: %.200s", l);
+				raw_expect_close(r);
+				return;
+			}
+			/* HELLO, AUTH, VV, SYNCED, PING: not answered */
+		}
+	}
+	fail_msg("no ERR 408 while %zu bytes of one line trickled in over %lld ms", n, (long long)(mono_ms() - t0));
+}
+
+/* A trickled line, during the handshake and in LIVE. */
+static void test_sync_tcp__reject_trickled_line(void **state)
+{
+	rj *t = rj_setup(RJ_SHORT_IDLE); /* lim serve --idle-timeout 1000 */
+	raw *c;
+	unsigned char nonce[LIM_NONCE_BYTES];
+	char nh[2 * LIM_NONCE_BYTES + 1], hello[256], ping[80];
+	(void)state;
+	c = raw_new(t->key);
+	randombytes_buf(nonce, sizeof(nonce));
+	hex(nh, nonce, sizeof(nonce));
+	snprintf(hello, sizeof(hello), "HELLO 1 %s %s", c->idhex, nh); /* 28 s at 200 ms a byte */
+	raw_connect(c, t->node.addr);
+	trickle_until_timeout(c, hello);
+
+	raw_handshake(c, t->node.addr);
+	snprintf(ping, sizeof(ping), "PING %.59s", "abcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefgh"); /* 12.8 s */
+	trickle_until_timeout(c, ping);
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t); /* the keeper answered its PINGs and lives */
+	rj_done(t);
+}
+
+/* `len` bytes that pass the CH line's shape check (PROTOCOL.md 7.4:
+ * "lim1 ", 64 more bytes, a SP at offset 70 or more) but are no change. */
+static void fake_change(lim_sb *out, const raw *r, size_t len)
+{
+	char *fill;
+	lim_sb__clear(out);
+	lim_sb__printf(out, "lim1 %s 1 ", r->idhex);
+	assert_true(len >= out->len);
+	fill = malloc(len - out->len + 1);
+	assert_non_null(fill);
+	memset(fill, 'x', len - out->len);
+	lim_sb__put(out, fill, len - out->len);
+	free(fill);
+	assert_int_equal(lim_sb__check(out), 0);
+	assert_int_equal(out->len, len);
+}
+
+/* `count` CH lines of `ch`, then `tail` (NULL: nothing), in one send. */
+static int send_chs(raw *r, const lim_sb *ch, int count, const lim_sb *last, const char *tail)
+{
+	lim_sb b = LIM_SB_INIT;
+	int rc;
+	for (int i = 0; i < count; i++) {
+		lim_sb__put(&b, "CH ", 3);
+		lim_sb__put(&b, ch->ptr, ch->len);
+		lim_sb__putc(&b, '\n');
+	}
+	if (last) {
+		lim_sb__put(&b, "CH ", 3);
+		lim_sb__put(&b, last->ptr, last->len);
+		lim_sb__putc(&b, '\n');
+	}
+	if (tail)
+		lim_sb__put(&b, tail, strlen(tail));
+	assert_int_equal(lim_sb__check(&b), 0);
+	rc = raw_send(r, b.ptr, b.len);
+	lim_sb__free(&b);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		fail_msg("sending CH lines: %s", strerror(-rc));
+	return rc;
+}
+
+/*
+ * Batch bytes: four CH lines of 4 194 304 bytes each make exactly
+ * LIM_MAX_BATCH_BYTES (16 777 216), which is not over: the batch reaches
+ * its END and is refused there for what it is (422 LIM_EMALFORMED, no
+ * change in it is real). One more CH of 72 bytes makes it over: ERR 413 at
+ * that CH (PROTOCOL.md 3), "a batch over 16777216 bytes".
+ */
+static void test_sync_tcp__reject_batch_over_byte_limit(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb big = LIM_SB_INIT, small = LIM_SB_INIT;
+	char want[64];
+	(void)state;
+	c = raw_new(t->key);
+	fake_change(&big, c, (size_t)LIM_MAX_CHANGE_BYTES);
+	fake_change(&small, c, 72);
+	assert_int_equal(4 * big.len, (size_t)LIM_MAX_BATCH_BYTES);
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &big, 4, NULL, "END 4\n");
+	raw_expect_err_text(c, LIM_PERR_REJECTED, 0, "LIM_EMALFORMED");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a batch at the byte limit");
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &big, 4, &small, "END 5\n");
+	snprintf(want, sizeof(want), "a batch over %d bytes", LIM_MAX_BATCH_BYTES);
+	raw_expect_err_text(c, LIM_PERR_TOO_LARGE, 0, want);
+	raw_dispose(c);
+	lim_sb__free(&big);
+	lim_sb__free(&small);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * CH lines per batch: 1 000 (LIM_MAX_BATCH_CHANGES) reach END (and are
+ * refused there, 422, being no changes); the 1 001st CH earns ERR 413
+ * "more than 1000 changes before END" at once (PROTOCOL.md 3, 11.1).
+ */
+static void test_sync_tcp__reject_batch_over_change_count(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	lim_sb ch = LIM_SB_INIT;
+	char want[64];
+	(void)state;
+	c = raw_new(t->key);
+	fake_change(&ch, c, 100);
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &ch, LIM_MAX_BATCH_CHANGES, NULL, "END 1000\n");
+	raw_expect_err_text(c, LIM_PERR_REJECTED, 0, "LIM_EMALFORMED");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a batch of 1000 CH lines");
+
+	raw_handshake(c, t->node.addr);
+	send_chs(c, &ch, LIM_MAX_BATCH_CHANGES + 1, NULL, NULL); /* no END: the 1001st CH alone must do it */
+	snprintf(want, sizeof(want), "more than %d changes before END", LIM_MAX_BATCH_CHANGES);
+	raw_expect_err_text(c, LIM_PERR_TOO_LARGE, 0, want);
+	raw_dispose(c);
+	lim_sb__free(&ch);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/* "VV" and `n` distinct entries <author>:1, and LF. */
+static void send_big_vv(raw *r, int n)
+{
+	lim_sb b = LIM_SB_INIT;
+	int rc;
+	lim_sb__put(&b, "VV", 2);
+	for (int i = 1; i <= n; i++)
+		lim_sb__printf(&b, " %064x:1", i);
+	lim_sb__putc(&b, '\n');
+	assert_int_equal(lim_sb__check(&b), 0);
+	rc = raw_send(r, b.ptr, b.len);
+	lim_sb__free(&b);
+	if (rc < 0 && rc != -EPIPE && rc != -ECONNRESET)
+		fail_msg("sending a VV: %s", strerror(-rc));
+}
+
+/*
+ * Authors per VV: a second VV in LIVE (allowed, PROTOCOL.md 7.3) naming
+ * 48 000 (LIM_MAX_VV_AUTHORS) authors is taken and the connection served
+ * on; 48 001 earn ERR 413 "VV names too many authors".
+ */
+static void test_sync_tcp__reject_vv_over_author_limit(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *c;
+	(void)state;
+	c = raw_new(t->key);
+	raw_handshake(c, t->node.addr);
+	send_big_vv(c, LIM_MAX_VV_AUTHORS);
+	raw_expect_pong(c);
+	raw_sendf(c, "BYE\n");
+	raw_dispose(c);
+	rj_expect_unchanged(t, "after a VV at the author limit");
+
+	raw_handshake(c, t->node.addr);
+	send_big_vv(c, LIM_MAX_VV_AUTHORS + 1);
+	raw_expect_err_text(c, LIM_PERR_TOO_LARGE, 0, "VV names too many authors");
+	raw_dispose(c);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+
+/* ------------------------------------------------------------ 8. connections */
+
+/* The rest of one line from a plain socket (byte by byte, so nothing after
+ * the LF is consumed): 1 and the line without LF, or 0 at EOF/reset. */
+static int fd_line(int fd, char *buf, size_t cap, int64_t deadline)
+{
+	size_t n = 0;
+	for (;;) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		int64_t left = deadline - mono_ms();
+		char ch;
+		if (left <= 0)
+			fail_msg("no complete line within the deadline (have '%.*s')", (int)n, buf);
+		int pr = poll(&p, 1, (int)left);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr <= 0)
+			continue;
+		ssize_t got = recv(fd, &ch, 1, 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0 && errno == ECONNRESET)
+			return 0;
+		if (got < 0)
+			fail_msg("recv: %s", strerror(errno));
+		if (got == 0)
+			return 0;
+		if (ch == '\n') {
+			buf[n] = '\0';
+			return 1;
+		}
+		if (n + 1 < cap)
+			buf[n++] = ch;
+	}
+}
+
+/*
+ * 1 000 connections that connect and then say nothing (half-open: a
+ * crashed peer, a slowloris), against a node with the default cap of 64
+ * connections and --idle-timeout 10000. The keeper holds one slot, so 63
+ * of ours get HELLO and every other one gets ERR 503 as its first line and
+ * is closed (PROTOCOL.md 12). The silent 63 are reaped by the idle timeout
+ * (ERR 408, handshake included, 10), the node then serves a real peer, and
+ * the keeper, which answers PINGs, lives through all of it.
+ */
+static void test_sync_tcp__half_open_connections(void **state)
+{
+	rj *t = rj_setup(RJ_HALF_OPEN);
+	struct rlimit rl;
+	struct sockaddr_in sa;
+	char line[256], want408[64];
+	int accepted[MANY_FDS], nhello = 0, n503 = 0, n408 = 0;
+	int64_t t0, opened_ms;
+	(void)state;
+
+	/* Our 1 000 sockets, the ones of the harness, and lim's: raise the
+	 * soft limit if need be; a hard limit too low fails the test. */
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < MANY_FDS + 256) {
+		if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < MANY_FDS + 256)
+			fail_msg("RLIMIT_NOFILE hard limit %llu is below the %d this test needs", (unsigned long long)rl.rlim_max,
+			         MANY_FDS + 256);
+		rl.rlim_cur = MANY_FDS + 256;
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)atoi(strrchr(t->node.addr, ':') + 1));
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr), 1);
+	t0 = mono_ms();
+	for (int i = 0; i < MANY_FDS; i++) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			fail_msg("socket %d of %d: %s", i + 1, MANY_FDS, strerror(errno));
+		g_many[i] = fd;
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+			fail_msg("connect %d of %d: %s", i + 1, MANY_FDS, strerror(errno));
+	}
+	for (int i = 0; i < MANY_FDS; i++) {
+		accepted[i] = 0;
+		if (!fd_line(g_many[i], line, sizeof(line), mono_ms() + DEADLINE_MS))
+			fail_msg("connection %d was closed without a line", i + 1);
+		if (strncmp(line, "HELLO 1 ", 8) == 0) {
+			accepted[i] = 1;
+			nhello++;
+			continue;
+		}
+		if (strcmp(line, "ERR 503 this node has no room for another connection") != 0)
+			fail_msg("connection %d: wanted HELLO or ERR 503 first, got: %.200s", i + 1, line);
+		if (fd_line(g_many[i], line, sizeof(line), mono_ms() + DEADLINE_MS))
+			fail_msg("connection %d: more after ERR 503: %.200s", i + 1, line);
+		close(g_many[i]);
+		g_many[i] = 0;
+		n503++;
+	}
+	opened_ms = mono_ms() - t0;
+	assert_int_equal(nhello + n503, MANY_FDS);
+	if (opened_ms < 10000) {
+		/* Nothing can have timed out yet: the cap is exact. */
+		assert_int_equal(nhello, 63);
+		assert_int_equal(n503, MANY_FDS - 63);
+	} else {
+		/* A very slow machine: silent slots were reaped (and reused)
+		 * while we were still connecting; never fewer than the cap. */
+		assert_true(nhello >= 63);
+	}
+
+	/* The silent ones are reaped: ERR 408, then close. */
+	snprintf(want408, sizeof(want408), "ERR 408 nothing received for 10000 ms");
+	for (int i = 0; i < MANY_FDS; i++) {
+		if (!accepted[i])
+			continue;
+		if (!fd_line(g_many[i], line, sizeof(line), mono_ms() + 10000 + DEADLINE_MS))
+			fail_msg("silent connection %d was closed without ERR 408", i + 1);
+		if (strcmp(line, want408) != 0)
+			fail_msg("silent connection %d: wanted '%s', got: %.200s", i + 1, want408, line);
+		if (fd_line(g_many[i], line, sizeof(line), mono_ms() + DEADLINE_MS))
+			fail_msg("silent connection %d: more after ERR 408: %.200s", i + 1, line);
+		n408++;
+	}
+	assert_int_equal(n408, nhello);
+	close_many();
+	print_message("half-open: %d connections, %d HELLO, %d ERR 503, %d ERR 408 (opened and answered in %lld ms)\n",
+	              MANY_FDS, nhello, n503, n408, (long long)opened_ms);
+	rj_check_unchanged_and_serving(t);
+	rj_done(t);
+}
+
+/*
+ * SIGTERM: every authenticated connection gets BYE before the node closes
+ * it (PROTOCOL.md 7.11, 12), and lim serve exits 0; a connection still in
+ * its handshake is simply closed.
+ */
+static void test_sync_tcp__sigterm_sends_bye(void **state)
+{
+	rj *t = rj_setup(RJ_PLAIN);
+	raw *h;
+	char *line;
+	size_t n;
+	int64_t deadline;
+	(void)state;
+	h = raw_new(t->key);
+	raw_connect(h, t->node.addr);
+	raw_send_hello(h);
+	raw_read_server_hello(h); /* and its AUTH, unread; we never send ours */
+	keeper_check_alive(&g_keeper);
+	node_stop(&t->node);
+	deadline = mono_ms() + DEADLINE_MS;
+	for (;;) {
+		pthread_mutex_lock(&g_keeper.mu);
+		int dead = g_keeper.dead;
+		char why[256];
+		snprintf(why, sizeof(why), "%s", g_keeper.dead_why);
+		pthread_mutex_unlock(&g_keeper.mu);
+		if (dead) {
+			assert_string_equal(why, "the node sent: BYE");
+			break;
+		}
+		if (mono_ms() >= deadline)
+			fail_msg("the keeper's connection got no BYE within %d ms of SIGTERM", DEADLINE_MS);
+		sleep_ms(10);
+	}
+	line = raw_need_line(h, &n);
+	assert_true(strncmp(line, "AUTH ", 5) == 0);
+	int rc = raw_line(h, &line, &n, DEADLINE_MS);
+	if (rc == LINE_OK)
+		fail_msg("a connection in its handshake got '%.100s' on SIGTERM; wanted a plain close", line);
+	assert_int_equal(rc, LINE_EOF);
+	raw_dispose(h);
+	expect_verify_ok(t->n.path);
+	free(t->vv);
+	t->vv = NULL;
+	g_test_done = 1;
+}
+
+static const char SQL_PEER_FIELD[] =
+	"SELECT json_extract(value, '$.' || ?3) FROM json_each(?1, '$.peers') "
+	"WHERE json_extract(value, '$.id') = ?2 AND json_extract(value, '$.connected') = 1";
+
+/* One number of the connected peer `id` in a status JSON (-1 if absent). */
+static long long peer_number(const char *js, const char *id, const char *field)
+{
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	long long v = -1;
+	assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, SQL_PEER_FIELD, -1, &q, NULL), SQLITE_OK);
+	sqlite3_bind_text(q, 1, js, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 3, field, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) == SQLITE_INTEGER)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	return v;
+}
+
+/*
+ * After a sync, each node's status shows its peer with traffic both ways:
+ * changes_in/out and bytes_in/out positive (each side wrote one change the
+ * other lacked), and behind 0 once the peer has acknowledged everything.
+ */
+static void test_sync_tcp__status_counters(void **state)
+{
+	char key[65], *js = NULL;
+	store a, b, probe;
+	node na, nb;
+	static const char *const fields[] = { "changes_in", "changes_out", "bytes_in", "bytes_out" };
+	(void)state;
+	random_netkey(key);
+	store_new(&a, "a.db", key);
+	store_new(&b, "b.db", key);
+	store_new(&probe, "probe.db", key);
+	put(&a, "docs", "a1", "{\"x\":1}");
+	put(&b, "docs", "b1", "{\"x\":2}");
+	const char *dbs[] = { a.path, b.path };
+	NODE_INIT(&na, &a, "--listen", "127.0.0.1:0");
+	node_start(&na);
+	NODE_INIT(&nb, &b, "--listen", "127.0.0.1:0", "--peer", na.addr);
+	node_start(&nb);
+	wait_converged(dbs, 2, "a and b");
+
+	const node *ns[2] = { &na, &nb };
+	const char *other[2] = { b.id, a.id };
+	for (int k = 0; k < 2; k++) {
+		int64_t deadline = mono_ms() + DEADLINE_MS;
+		for (;;) {
+			free(js);
+			js = wait_status_peer(&probe, ns[k]->addr, other[k]);
+			if (peer_number(js, other[k], "behind") == 0)
+				break;
+			if (mono_ms() >= deadline) {
+				print_error("status: %.3000s\n", js);
+				fail_msg("%s still shows its peer behind after %d ms", ns[k]->addr, DEADLINE_MS);
+			}
+			sleep_ms(POLL_MS);
+		}
+		for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++)
+			if (peer_number(js, other[k], fields[f]) <= 0) {
+				print_error("status: %.3000s\n", js);
+				fail_msg("%s: %s of its peer is not positive after a sync", ns[k]->addr, fields[f]);
+			}
+		free(js);
+		js = NULL;
+	}
+	node_stop(&nb);
+	node_stop(&na);
+	g_test_done = 1;
+}
+
+/*
+ * An allow list binds the dialing side too (PROTOCOL.md 6.4): a node told
+ * to dial a peer whose id is not on its --allow list refuses that peer's
+ * HELLO with ERR 403, before sending its own AUTH, and closes. The peer
+ * is played by the test (a listening socket, a real identity of the
+ * network). The node's store is untouched, the refusal shows in its status
+ * as the dialed peer's last error, and it still serves an allowed store.
+ */
+static void test_sync_tcp__dialer_refuses_peer_not_allowed(void **state)
+{
+	char key[65], peer_addr[64], *js, *err, before[65], after[65];
+	store n, fresh;
+	node nn;
+	raw *p;
+	struct sockaddr_in sa;
+	socklen_t salen = sizeof(sa);
+	int lfd, one = 1;
+	char *line;
+	size_t len;
+	run r;
+	(void)state;
+	random_netkey(key);
+	store_new(&n, "node.db", key);
+	store_new(&fresh, "fresh.db", key);
+	put(&n, "docs", "d1", "{\"x\":1}");
+	digest_of(n.path, before);
+
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(lfd >= 0);
+	for (int i = 0; i < MAX_FDS; i++)
+		if (g_fds[i] < 0) {
+			g_fds[i] = lfd;
+			break;
+		}
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	assert_int_equal(inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr), 1);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+	snprintf(peer_addr, sizeof(peer_addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+
+	NODE_INIT(&nn, &n, "--listen", "127.0.0.1:0", "--peer", peer_addr, "--allow", fresh.id);
+	node_start(&nn);
+
+	p = raw_new(key); /* a member of the network, but not on the list */
+	struct pollfd pf = { lfd, POLLIN, 0 };
+	if (poll(&pf, 1, DEADLINE_MS) != 1)
+		fail_msg("the node did not dial %s within %d ms", peer_addr, DEADLINE_MS);
+	p->fd = accept(lfd, NULL, NULL);
+	assert_true(p->fd >= 0);
+	for (int i = 0; i < MAX_FDS; i++)
+		if (g_fds[i] < 0) {
+			g_fds[i] = p->fd;
+			break;
+		}
+	line = raw_need_line(p, &len); /* the dialing node's HELLO */
+	if (strncmp(line, "HELLO 1 ", 8) != 0 || strncmp(line + 8, n.id, 2 * LIM_ID_BYTES) != 0)
+		fail_msg("wanted the node's HELLO, got: %.200s", line);
+	raw_send_hello(p);
+	line = raw_need_line(p, &len); /* no AUTH first: straight to the refusal */
+	if (strcmp(line, "ERR 403 this node does not accept that peer id") != 0)
+		fail_msg("wanted ERR 403 from the dialing node, got: %.200s", line);
+	int rc = raw_line(p, &line, &len, DEADLINE_MS);
+	if (rc != LINE_EOF)
+		fail_msg("the dialing node did not close after ERR 403 (%d)", rc);
+	raw_dispose(p);
+
+	/* Its status names the refusal as the dialed peer's last error. */
+	int64_t deadline = mono_ms() + DEADLINE_MS;
+	for (;;) {
+		js = status_of(&fresh, nn.addr);
+		err = json_query(js,
+		                 "SELECT json_extract(value, '$.last_error') FROM json_each(?1, '$.peers') "
+		                 "WHERE json_extract(value, '$.address') = ?2",
+		                 peer_addr);
+		int found = err && strstr(err, "does not accept that peer id");
+		free(err);
+		if (found) {
+			free(js);
+			break;
+		}
+		if (mono_ms() >= deadline) {
+			print_error("status: %.3000s\n", js);
+			free(js);
+			fail_msg("the node's status does not show the 403 for %s", peer_addr);
+		}
+		free(js);
+		sleep_ms(POLL_MS);
+	}
+
+	digest_of(n.path, after);
+	assert_string_equal(before, after);
+	LIM(&r, "--db", fresh.path, "sync", nn.addr);
+	expect_ok(&r, __FILE__, __LINE__);
+	run_free(&r);
+	digest_of(fresh.path, after);
+	assert_string_equal(before, after);
+	node_stop(&nn);
+	expect_verify_ok(n.path);
+	g_test_done = 1;
+}
+
 /* ------------------------------------------------------------ main */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -1896,6 +3212,20 @@ int main(void)
 		RJ_CASE(test_sync_tcp__reject_forged_signature_inside_a_run),
 		RJ_CASE(test_sync_tcp__author_linked_bad_signature_in_a_run),
 		RJ_CASE(test_sync_tcp__accept_own_signed_change),
+		RJ_CASE(test_sync_tcp__reject_change_signed_by_another_key),
+		RJ_CASE(test_sync_tcp__replay_of_held_changes),
+		RJ_CASE(test_sync_tcp__equivocation_and_fork_skipped),
+		RJ_CASE(test_sync_tcp__future_change_not_applied),
+		RJ_CASE(test_sync_tcp__reject_every_flipped_byte),
+		RJ_CASE(test_sync_tcp__line_at_the_limit),
+		RJ_CASE(test_sync_tcp__reject_trickled_line),
+		RJ_CASE(test_sync_tcp__reject_batch_over_byte_limit),
+		RJ_CASE(test_sync_tcp__reject_batch_over_change_count),
+		RJ_CASE(test_sync_tcp__reject_vv_over_author_limit),
+		RJ_CASE(test_sync_tcp__half_open_connections),
+		RJ_CASE(test_sync_tcp__sigterm_sends_bye),
+		CASE(test_sync_tcp__status_counters),
+		CASE(test_sync_tcp__dialer_refuses_peer_not_allowed),
 	};
 	char cwd[PATH_MAX];
 	int failed;
