@@ -7,6 +7,7 @@
  */
 #include <sodium.h>
 #include "support.h"
+#include "backoff.h"
 #include "session.h"
 #include "text.h"
 
@@ -444,6 +445,70 @@ static void test_session__forked_author_does_not_fail_the_batch(void **state)
 		free(mem[i]);
 }
 
+/* ------------------------------------------------------------ reconnect backoff */
+
+/* Random sources for lim_backoff__jittered: the lowest and highest draws. */
+static uint32_t draw_lowest(uint32_t upper_bound)
+{
+	(void)upper_bound;
+	return 0;
+}
+
+static uint32_t draw_highest(uint32_t upper_bound)
+{
+	return upper_bound - 1;
+}
+
+/* Doubling from the minimum, the cap, and the reset after a clean session. */
+static void test_session__backoff_doubles_up_to_the_cap(void **state)
+{
+	static const int64_t want[] = { 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000 };
+	int64_t b = 0;
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		b = lim_backoff__next(b, 100, 30000, 0);
+		assert_int_equal(b, want[i]);
+	}
+	assert_int_equal(lim_backoff__next(b, 100, 30000, 1), 100);
+	/* A cap that is not a power-of-two multiple of the minimum is reached exactly. */
+	assert_int_equal(lim_backoff__next(15000, 100, 30001, 0), 30000);
+	assert_int_equal(lim_backoff__next(15001, 100, 30001, 0), 30001);
+	/* min == max: constant; a huge cap does not overflow. */
+	assert_int_equal(lim_backoff__next(7, 7, 7, 0), 7);
+	assert_int_equal(lim_backoff__next(INT64_MAX / 2 + 1, 1, INT64_MAX, 0), INT64_MAX);
+}
+
+/* The wait stays within ±20% of the backoff, reaches both ends, and a real
+ * random source spreads over the range rather than sticking to one value. */
+static void test_session__backoff_jitter_stays_within_20_percent(void **state)
+{
+	static const int64_t bases[] = { 1, 4, 5, 100, 101, 12345, 30000 };
+	(void)state;
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		int64_t base = bases[i], lo = base - base / 5, hi = base + base / 5;
+		int64_t seen_lo = INT64_MAX, seen_hi = 0;
+		assert_int_equal(lim_backoff__jittered(base, draw_lowest), lo);
+		assert_int_equal(lim_backoff__jittered(base, draw_highest), hi);
+		/* Within the 20% as real numbers too (integer rounding only narrows). */
+		assert_true(lo * 10 >= base * 8 && hi * 10 <= base * 12);
+		for (int k = 0; k < 2000; k++) {
+			int64_t w = lim_backoff__jittered(base, randombytes_uniform);
+			assert_true(w >= lo && w <= hi);
+			seen_lo = w < seen_lo ? w : seen_lo;
+			seen_hi = w > seen_hi ? w : seen_hi;
+		}
+		/* 2000 uniform draws over two or more values are all equal with
+		 * probability at most 2^-1999: a fixed wait would be a bug. */
+		if (hi > lo)
+			assert_true(seen_lo < seen_hi);
+	}
+	/* The defaults of PROTOCOL.md §12: 100 ms waits 80..120 ms, the cap 24..36 s. */
+	assert_int_equal(lim_backoff__jittered(100, draw_lowest), 80);
+	assert_int_equal(lim_backoff__jittered(100, draw_highest), 120);
+	assert_int_equal(lim_backoff__jittered(30000, draw_lowest), 24000);
+	assert_int_equal(lim_backoff__jittered(30000, draw_highest), 36000);
+}
+
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -456,6 +521,8 @@ int main(void)
 		T(test_session__relay_never_ends_a_batch_on_a_bad_signature),
 		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
 		T(test_session__forked_author_does_not_fail_the_batch),
+		cmocka_unit_test(test_session__backoff_doubles_up_to_the_cap),
+		cmocka_unit_test(test_session__backoff_jitter_stays_within_20_percent),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }
