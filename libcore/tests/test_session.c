@@ -445,6 +445,117 @@ static void test_session__forked_author_does_not_fail_the_batch(void **state)
 		free(mem[i]);
 }
 
+/* ------------------------------------------------------------ flow control */
+
+static size_t pending_of(lim_session *s)
+{
+	size_t len;
+	lim_session__output(s, &len);
+	return len;
+}
+
+/*
+ * A batch that must run past its limits to end on a verifying signature
+ * (hundreds of an author's changes with bad signatures in a row) is still
+ * written only while output is below the high-water mark: a peer that never
+ * reads leaves at most the mark plus one line (and an END and a SYNCED)
+ * waiting, however often the session is pumped. Once the peer reads, the
+ * batch completes and the link converges.
+ */
+static void test_session__extended_batch_respects_output_high_water(void **state)
+{
+	enum { N = 600, HIGH_WATER = 8192 };
+	link_fixture *f = *state;
+	lim_span run[N];
+	lim_batch_result res;
+	lim_session_config cfg;
+	lim_session_info ia, ib;
+	size_t longest = 0, run_bytes = 0;
+	char da[65], db[65];
+	/* seq 1 verifies, 2..N-1 do not (each linked to by the next), N does. */
+	char **chain = author_chain(N, 1, N - 2, run);
+
+	lim_session__free(f->sa);
+	lim_session__free(f->sb);
+	lim_session_config__defaults(&cfg);
+	cfg.batch_changes = 1; /* every change is a limit: the cut lands on seq 2 */
+	cfg.output_high_water = HIGH_WATER;
+	f->sa = lim_session__new(f->a, 1, &cfg, f->now);
+	f->sb = lim_session__new(f->b, 0, &cfg, f->now);
+	settle(f); /* handshake with nothing to send */
+
+	assert_int_equal(lim_db__apply_batch(f->b, run, N, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, N);
+	for (size_t i = 0; i < N; i++) {
+		size_t line = strlen("CH \n") + run[i].n;
+		longest = line > longest ? line : longest;
+		run_bytes += line;
+	}
+	assert_true(run_bytes > 10 * HIGH_WATER); /* the old way would have queued all of it */
+	lim_session__mark_dirty(f->sb);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(lim_session__pump(f->sb, f->now), 0);
+		assert_true(pending_of(f->sb) <= HIGH_WATER + longest + strlen("END 1000\nSYNCED\n"));
+	}
+	lim_session__info(f->sb, &ib);
+	assert_true(ib.changes_out > 1 && ib.changes_out < N); /* it started, and it stopped */
+
+	/* The peer reads: the extended batch ends on seq N and a takes it all. */
+	settle(f);
+	lim_session__info(f->sa, &ia);
+	lim_session__info(f->sb, &ib);
+	assert_false(ia.closed);
+	assert_false(ib.closed);
+	assert_int_equal(ia.changes_in, N);
+	digest_of(f->a, da);
+	digest_of(f->b, db);
+	assert_string_equal(da, db);
+	for (size_t i = 0; i < N; i++)
+		free(chain[i]);
+	free(chain);
+}
+
+/*
+ * A peer that sends PINGs and never reads the PONGs is cut off with ERR 429
+ * once more than LIM_MAX_UNREAD_OUTPUT waits, having made the session hold
+ * no more than that plus the one reply that crossed it and the ERR line.
+ */
+static void test_session__unread_replies_end_with_err_429(void **state)
+{
+	static const char TOKEN[] = "0123456789012345678901234567890123456789012345678901234567890123";
+	link_fixture *f = *state;
+	lim_sb chunk = LIM_SB_INIT;
+	lim_session_info ib;
+	const char *out;
+	size_t len, fed = 0, pong = strlen("PONG \n") + strlen(TOKEN);
+	static const char ERR_LINE[] = "ERR 429 the peer sends requests without reading the replies\n";
+	int rc = 0;
+
+	settle(f);
+	while (chunk.len + pong <= 65536)
+		lim_sb__printf(&chunk, "PING %s\n", TOKEN);
+	assert_int_equal(lim_sb__check(&chunk), 0);
+	/* Read-sized pieces, as the node feeds them, until the session gives up. */
+	while (rc == 0) {
+		assert_true(fed <= 2 * (size_t)LIM_MAX_UNREAD_OUTPUT); /* it must give up well before this */
+		rc = lim_session__feed(f->sb, chunk.ptr, chunk.len, f->now);
+		fed += chunk.len;
+	}
+	lim_session__info(f->sb, &ib);
+	assert_true(ib.closed);
+	assert_int_equal(ib.error_code, LIM_PERR_FLOW);
+	assert_true(ib.error_sent);
+	out = lim_session__output(f->sb, &len);
+	assert_true(len > (size_t)LIM_MAX_UNREAD_OUTPUT);
+	assert_true(len <= (size_t)LIM_MAX_UNREAD_OUTPUT + pong + strlen(ERR_LINE));
+	assert_true(len >= strlen(ERR_LINE));
+	assert_memory_equal(out + len - strlen(ERR_LINE), ERR_LINE, strlen(ERR_LINE));
+	/* Closed: further input is refused and adds nothing. */
+	assert_true(lim_session__feed(f->sb, chunk.ptr, chunk.len, f->now) < 0);
+	assert_int_equal(pending_of(f->sb), len);
+	lim_sb__free(&chunk);
+}
+
 /* ------------------------------------------------------------ reconnect backoff */
 
 /* Random sources for lim_backoff__jittered: the lowest and highest draws. */
@@ -521,6 +632,8 @@ int main(void)
 		T(test_session__relay_never_ends_a_batch_on_a_bad_signature),
 		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
 		T(test_session__forked_author_does_not_fail_the_batch),
+		T(test_session__extended_batch_respects_output_high_water),
+		T(test_session__unread_replies_end_with_err_429),
 		cmocka_unit_test(test_session__backoff_doubles_up_to_the_cap),
 		cmocka_unit_test(test_session__backoff_jitter_stays_within_20_percent),
 	};
