@@ -1,6 +1,6 @@
 /*
  * Sync protocol messages (protocol-spec/PROTOCOL.md): parsing one line into
- * a message and printing messages, as pure functions. One message per
+ * a message and printing a message into a line, as pure functions. One message per
  * LF-terminated UTF-8 line; the first token names the message.
  *
  *   HELLO <version> <node id> <nonce>     first line, both sides
@@ -82,6 +82,20 @@ int lim_msg__parse(lim_msg *m, const char *line, size_t len, int *perr);
 /* Iterate VV entries: returns 1 with author/seq, 0 at end, -1 if malformed. */
 int lim_vv__next(lim_span *rest, unsigned char author[LIM_ID_BYTES], uint64_t *seq);
 
+/*
+ * Print one message and its LF: the inverse of lim_msg__parse, so that
+ * parsing the printed line (without its LF) gives `m` back. `m` must be
+ * what the parser accepts (a token without SP, VV entries as the parser
+ * reads them, ...): the printer formats, it does not check. ERR text is the
+ * exception: bytes outside printable ASCII are printed as '?'. An empty
+ * `arg` is left out where the field is optional (VV, STATE, ERR).
+ */
+void lim_msg__print(lim_sb *out, const lim_msg *m);
+/* Shorthands: a message whose one field is `arg` (VV, CH, PING, PONG,
+ * STATE; and SYNCED, STATUS, BYE with n = 0), or a count (END, ACK). */
+void lim_msg__print_span(lim_sb *out, lim_msg_type type, const char *arg, size_t n);
+void lim_msg__print_count(lim_sb *out, lim_msg_type type, uint64_t count);
+/* HELLO of this protocol version; AUTH; ERR (an empty text becomes "error"). */
 void lim_msg__hello(lim_sb *out, const unsigned char id[LIM_ID_BYTES], const unsigned char nonce[LIM_NONCE_BYTES]);
 void lim_msg__auth(lim_sb *out, const unsigned char sig[64], const unsigned char proof[LIM_HASH_BYTES]);
 void lim_msg__err(lim_sb *out, int code, const char *text);

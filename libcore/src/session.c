@@ -243,9 +243,9 @@ static void send_vv(lim_session *s)
 {
 	lim_buf vv = LIM_BUF_INIT;
 	size_t entries = 0;
-	lim_sb__puts(&s->out, "VV");
+	lim_sb__clear(&s->scratch);
 	if (lim_db_version_vector(&vv, s->db) == 0) {
-		/* "<hex> <seq>\n" lines become " <hex>:<seq>" entries. Past the
+		/* "<hex> <seq>\n" lines become "<hex>:<seq>" entries. Past the
 		 * limit, authors are left out: the peer then resends their changes,
 		 * which arrive as duplicates — wasteful but correct. */
 		for (size_t i = 0; i < vv.size; i++) {
@@ -253,15 +253,16 @@ static void send_vv(lim_session *s)
 			if (i == 0 || vv.ptr[i - 1] == '\n') {
 				if (++entries > LIM_MAX_VV_AUTHORS)
 					break;
-				lim_sb__putc(&s->out, ' ');
+				if (i > 0)
+					lim_sb__putc(&s->scratch, ' ');
 			}
 			if (c == '\n')
 				continue;
-			lim_sb__putc(&s->out, c == ' ' ? ':' : c);
+			lim_sb__putc(&s->scratch, c == ' ' ? ':' : c);
 		}
 	}
 	lim_buf_dispose(&vv);
-	lim_sb__putc(&s->out, '\n');
+	lim_msg__print_span(&s->out, LIM_MSG_VV, s->scratch.ptr, s->scratch.len);
 }
 
 /* ------------------------------------------------------------ handshake */
@@ -354,7 +355,7 @@ static int on_end(lim_session *s, uint64_t n)
 	}
 	if (res.applied)
 		say(s, "applied a batch of %zu changes (%zu already held)", res.applied, res.duplicates);
-	lim_sb__printf(&s->out, "ACK %llu\n", (unsigned long long)n);
+	lim_msg__print_count(&s->out, LIM_MSG_ACK, n);
 	lim_sb__clear(&s->batch);
 	s->nbatch = 0;
 	s->dirty = 1;
@@ -446,17 +447,17 @@ static int handle_line(lim_session *s, const char *line, size_t len)
 		s->peer_synced = 1;
 		return 0;
 	case LIM_MSG_PING:
-		lim_sb__printf(&s->out, "PONG %.*s\n", (int)m.arg.n, m.arg.p);
+		lim_msg__print_span(&s->out, LIM_MSG_PONG, m.arg.p, m.arg.n);
 		return 0;
 	case LIM_MSG_PONG:
 		return 0;
 	case LIM_MSG_STATUS:
-		lim_sb__puts(&s->out, "STATE ");
+		lim_sb__clear(&s->scratch);
 		if (s->cfg.status_json)
-			s->cfg.status_json(s->cfg.ctx, &s->out);
+			s->cfg.status_json(s->cfg.ctx, &s->scratch);
 		else
-			lim_sb__puts(&s->out, "{}");
-		lim_sb__putc(&s->out, '\n');
+			lim_sb__puts(&s->scratch, "{}");
+		lim_msg__print_span(&s->out, LIM_MSG_STATE, s->scratch.ptr, s->scratch.len);
 		return 0;
 	case LIM_MSG_STATE:
 		lim_sb__clear(&s->peer_state);
@@ -551,15 +552,13 @@ static void queue_change(lim_session *s, const unsigned char author[LIM_ID_BYTES
                          size_t len)
 {
 	vv_raise(s, author, seq);
-	lim_sb__puts(&s->out, "CH ");
-	lim_sb__put(&s->out, bytes, len);
-	lim_sb__putc(&s->out, '\n');
+	lim_msg__print_span(&s->out, LIM_MSG_CH, bytes, len);
 	s->changes_out++;
 }
 
 static void end_batch(lim_session *s, size_t *in_batch)
 {
-	lim_sb__printf(&s->out, "END %zu\n", *in_batch);
+	lim_msg__print_count(&s->out, LIM_MSG_END, *in_batch);
 	s->unacked += *in_batch;
 	*in_batch = 0;
 }
@@ -828,7 +827,7 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 			break;
 	}
 	if (!s->dirty && !s->sent_synced) {
-		lim_sb__puts(&s->out, "SYNCED\n");
+		lim_msg__print_span(&s->out, LIM_MSG_SYNCED, NULL, 0);
 		s->sent_synced = 1;
 	}
 	if (s->out.oom)
@@ -844,14 +843,14 @@ void lim_session__mark_dirty(lim_session *s)
 void lim_session__request_status(lim_session *s)
 {
 	if (s->st != ST_CLOSED)
-		lim_sb__puts(&s->out, "STATUS\n");
+		lim_msg__print_span(&s->out, LIM_MSG_STATUS, NULL, 0);
 }
 
 void lim_session__bye(lim_session *s)
 {
 	/* BYE is a message of the live phase; mid-handshake we just close. */
 	if (s->st == ST_LIVE)
-		lim_sb__puts(&s->out, "BYE\n");
+		lim_msg__print_span(&s->out, LIM_MSG_BYE, NULL, 0);
 	s->st = ST_CLOSED;
 }
 
@@ -882,7 +881,9 @@ int lim_session__tick(lim_session *s, int64_t now_ms)
 	}
 	if (s->st == ST_LIVE && now_ms - s->last_rx >= s->cfg.keepalive_ms &&
 	    now_ms - s->last_ping >= s->cfg.keepalive_ms) {
-		lim_sb__printf(&s->out, "PING %lld\n", (long long)now_ms);
+		char token[24]; /* our clock: any token of 1..64 bytes would do */
+		int n = snprintf(token, sizeof(token), "%lld", (long long)now_ms);
+		lim_msg__print_span(&s->out, LIM_MSG_PING, token, (size_t)n);
 		s->last_ping = now_ms;
 	}
 	return 0;
