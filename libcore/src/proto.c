@@ -40,6 +40,14 @@ static int is(const lim_span *t, const char *word)
 	return t->n == strlen(word) && memcmp(t->p, word, t->n) == 0;
 }
 
+/* The keyword of each message type, in lim_msg_type order. */
+static const char *const MSG_KEYWORD[] = {
+	[LIM_MSG_HELLO] = "HELLO", [LIM_MSG_AUTH] = "AUTH", [LIM_MSG_VV] = "VV",         [LIM_MSG_CH] = "CH",
+	[LIM_MSG_END] = "END",     [LIM_MSG_ACK] = "ACK",   [LIM_MSG_SYNCED] = "SYNCED", [LIM_MSG_PING] = "PING",
+	[LIM_MSG_PONG] = "PONG",   [LIM_MSG_STATUS] = "STATUS", [LIM_MSG_STATE] = "STATE", [LIM_MSG_ERR] = "ERR",
+	[LIM_MSG_BYE] = "BYE",
+};
+
 int lim_msg__parse(lim_msg *m, const char *line, size_t len, int *perr)
 {
 	lim_span rest = { line, len }, t;
@@ -136,6 +144,18 @@ int lim_msg__parse(lim_msg *m, const char *line, size_t len, int *perr)
 	return bad(perr, LIM_PERR_MALFORMED, "unknown message");
 }
 
+int lim_msg__keyword(const char *line, size_t len, lim_msg_type *type)
+{
+	const char *sp = memchr(line, ' ', len);
+	lim_span k = { line, sp ? (size_t)(sp - line) : len };
+	for (size_t t = 0; t < sizeof(MSG_KEYWORD) / sizeof(MSG_KEYWORD[0]); t++)
+		if (is(&k, MSG_KEYWORD[t])) {
+			*type = (lim_msg_type)t;
+			return 0;
+		}
+	return -1;
+}
+
 int lim_vv__next(lim_span *rest, unsigned char author[LIM_ID_BYTES], uint64_t *seq)
 {
 	lim_span t;
@@ -149,14 +169,6 @@ int lim_vv__next(lim_span *rest, unsigned char author[LIM_ID_BYTES], uint64_t *s
 		return -1;
 	return 1;
 }
-
-/* The keyword of each message type, in lim_msg_type order. */
-static const char *const MSG_KEYWORD[] = {
-	[LIM_MSG_HELLO] = "HELLO", [LIM_MSG_AUTH] = "AUTH", [LIM_MSG_VV] = "VV",         [LIM_MSG_CH] = "CH",
-	[LIM_MSG_END] = "END",     [LIM_MSG_ACK] = "ACK",   [LIM_MSG_SYNCED] = "SYNCED", [LIM_MSG_PING] = "PING",
-	[LIM_MSG_PONG] = "PONG",   [LIM_MSG_STATUS] = "STATUS", [LIM_MSG_STATE] = "STATE", [LIM_MSG_ERR] = "ERR",
-	[LIM_MSG_BYE] = "BYE",
-};
 
 static void put_hex(lim_sb *out, const unsigned char *bin, size_t n)
 {

@@ -54,7 +54,7 @@ typedef enum {
 	LIM_PERR_AUTH = 401,        /* the handshake signature does not verify */
 	LIM_PERR_FORBIDDEN = 403,   /* the peer's id is not on the allow list */
 	LIM_PERR_TIMEOUT = 408,     /* no complete line within the idle timeout */
-	LIM_PERR_STATE = 409,       /* a valid message at the wrong time */
+	LIM_PERR_STATE = 409,       /* a message at the wrong time (before auth: on its keyword) */
 	LIM_PERR_TOO_LARGE = 413,   /* a line, batch or vector over its limit */
 	LIM_PERR_NETWORK = 421,     /* the peer is not of this network */
 	LIM_PERR_REJECTED = 422,    /* a change failed validation */
@@ -78,6 +78,12 @@ typedef struct {
 /* Parse one line (without its LF). On failure returns LIM_EPROTOCOL with
  * the ERR code to send in *perr and a message in lim_error_last(). */
 int lim_msg__parse(lim_msg *m, const char *line, size_t len, int *perr);
+
+/* The message a line's keyword (its text up to the first SP) names, without
+ * looking at the rest: 0 and *type, or -1 if it names none. Before
+ * authentication a session looks no further than this, except for the
+ * handshake lines it expects (PROTOCOL.md 4). */
+int lim_msg__keyword(const char *line, size_t len, lim_msg_type *type);
 
 /* Iterate VV entries: returns 1 with author/seq, 0 at end, -1 if malformed. */
 int lim_vv__next(lim_span *rest, unsigned char author[LIM_ID_BYTES], uint64_t *seq);

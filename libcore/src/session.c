@@ -394,6 +394,19 @@ static int handle_line(lim_session *s, const char *line, size_t len)
 {
 	lim_msg m;
 	int perr;
+	if (s->st == ST_HELLO || s->st == ST_AUTH) {
+		/* Before authentication the peer may be anyone: decide on the
+		 * keyword alone and parse only the handshake line this state
+		 * expects (or an ERR, allowed everywhere). Whatever else is on
+		 * the line, well-formed or not, is never looked at: 409. The
+		 * length limit is framing, not parsing, and holds everywhere. */
+		lim_msg_type want = s->st == ST_HELLO ? LIM_MSG_HELLO : LIM_MSG_AUTH, t;
+		if (len > LIM_MAX_LINE_BYTES)
+			return fail(s, LIM_PERR_TOO_LARGE, "line too long");
+		if (lim_msg__keyword(line, len, &t) < 0 || (t != want && t != LIM_MSG_ERR))
+			return fail(s, LIM_PERR_STATE, "%s",
+			            s->st == ST_HELLO ? "the first line must be HELLO" : "expected AUTH");
+	}
 	if (lim_msg__parse(&m, line, len, &perr) < 0)
 		return fail(s, perr, "%s", lim_error_last());
 	if (m.type == LIM_MSG_ERR) {

@@ -6,7 +6,8 @@
  *
  * States: HELLO sent -> peer HELLO checked, AUTH sent -> peer AUTH checked,
  * VV sent -> live (catch-up then live push, both by lim_session__pump).
- * Nothing but HELLO and AUTH is parsed before the peer is authenticated.
+ * Nothing but HELLO and AUTH (and ERR) is parsed before the peer is
+ * authenticated: any other line gets ERR 409 on its keyword alone.
  */
 #ifndef LIM_SESSION_H
 #define LIM_SESSION_H

@@ -1065,7 +1065,7 @@ static void replay(const char *name)
 }
 
 #define TRANSCRIPTS(X) \
-	X(sync) X(version) X(before_hello) X(malformed_hello) X(echoed_nonce) X(wrong_network) \
+	X(sync) X(version) X(before_hello) X(malformed_before_auth) X(malformed_hello) X(echoed_nonce) X(wrong_network) \
 	X(bad_signature) X(replayed_auth) X(forbidden) X(oversize) X(unknown_message) X(second_hello) \
 	X(ack_unsent) X(batch_count) X(bad_change) X(forged_in_run) X(not_a_change) X(gap) \
 	X(keepalive_status) X(idle_timeout) X(peer_error)

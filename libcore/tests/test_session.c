@@ -445,6 +445,114 @@ static void test_session__forked_author_does_not_fail_the_batch(void **state)
 		free(mem[i]);
 }
 
+/* ------------------------------------------------------------ before authentication */
+
+/* Feed one line to a fresh server-role session (in HELLO, or in AUTH once
+ * it has taken the client's HELLO) and return how it ended. The caller
+ * frees *out. */
+static lim_session *server_after(link_fixture *f, int take_hello, const char *line, lim_session_info *info,
+                                 char **out)
+{
+	lim_session_config cfg;
+	lim_session *srv, *cli;
+	size_t len, hello_len;
+	const char *o;
+	lim_session_config__defaults(&cfg);
+	srv = lim_session__new(f->b, 0, &cfg, f->now);
+	cli = lim_session__new(f->a, 1, &cfg, f->now);
+	if (take_hello) {
+		o = lim_session__output(cli, &len);
+		assert_int_equal(lim_session__feed(srv, o, len, f->now), 0); /* srv now says HELLO and AUTH */
+	}
+	lim_session__output(srv, &hello_len);
+	lim_session__consume(srv, hello_len);
+	lim_session__feed(srv, line, strlen(line), f->now);
+	lim_session__info(srv, info);
+	o = lim_session__output(srv, &len);
+	*out = calloc(1, len + 1);
+	memcpy(*out, o, len);
+	lim_session__free(cli);
+	return srv;
+}
+
+/*
+ * Before authentication only the keyword of a line is looked at: a VV or
+ * CH (malformed or not), an unknown keyword, or garbage earns the
+ * out-of-order 409 of the state, never the 400/422 their arguments would
+ * earn after the handshake. HELLO and AUTH themselves are still parsed
+ * strictly, an ERR is still taken as the peer's close, and the line limit
+ * still holds.
+ */
+static void test_session__only_the_handshake_is_parsed_before_auth(void **state)
+{
+	link_fixture *f = *state;
+	struct {
+		int take_hello; /* 0: the line comes first; 1: it comes in place of AUTH */
+		const char *line;
+		int code;
+		const char *reply; /* the session's whole output after the line */
+	} cases[] = {
+		{ 0, "VV zz:0\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "VV 79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664:0\n", 409,
+		  "ERR 409 the first line must be HELLO\n" },
+		{ 0, "CH\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "CH lim1 not a change\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "END 01\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "FROB 1\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "hello 1\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "AUTH x\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 1, "VV zz:0\n", 409, "ERR 409 expected AUTH\n" },
+		{ 1, "CH lim1 x\n", 409, "ERR 409 expected AUTH\n" },
+		{ 1, "PING a b c\n", 409, "ERR 409 expected AUTH\n" },
+		{ 1, "HELLO 1 x\n", 409, "ERR 409 expected AUTH\n" },
+		/* The handshake lines are parsed: their errors are still 400. */
+		{ 0, "HELLO 1 79B5562E8FE654F94078B112E8A98BA7901F853AE695BED7E0E3910BAD049664 x\n", 400,
+		  "ERR 400 HELLO id and nonce are 64 lowercase hex digits\n" },
+		{ 1, "AUTH x y\n", 400, "ERR 400 AUTH takes <128 hex signature> <64 hex proof>\n" },
+		/* An ERR is the peer closing, in any state: no reply. */
+		{ 0, "ERR 503 this node has no room for another connection\n", 503, "" },
+		{ 1, "ERR 426 this node speaks protocol version 1 only\n", 426, "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		lim_session_info info;
+		char *out;
+		lim_session *srv = server_after(f, cases[i].take_hello, cases[i].line, &info, &out);
+		if (!info.closed || info.error_code != cases[i].code || strcmp(out, cases[i].reply) != 0)
+			fail_msg("case %zu \"%s\": closed %d, ERR %d, output \"%s\"; wanted ERR %d, \"%s\"", i,
+			         cases[i].line, info.closed, info.error_code, out, cases[i].code, cases[i].reply);
+		assert_int_equal(info.error_sent, cases[i].reply[0] != '\0');
+		assert_false(info.authenticated);
+		free(out);
+		lim_session__free(srv);
+	}
+	/* A line over the limit is refused for its length, whatever it says. */
+	{
+		char *big = malloc(LIM_MAX_LINE_BYTES + 3);
+		lim_session_info info;
+		char *out;
+		memset(big, 'x', LIM_MAX_LINE_BYTES + 1);
+		big[LIM_MAX_LINE_BYTES + 1] = '\n';
+		big[LIM_MAX_LINE_BYTES + 2] = '\0';
+		lim_session *srv = server_after(f, 0, big, &info, &out);
+		assert_int_equal(info.error_code, LIM_PERR_TOO_LARGE);
+		free(out);
+		lim_session__free(srv);
+		free(big);
+	}
+	/* After the handshake, the same malformed VV is a parse error: 400. */
+	{
+		size_t len;
+		lim_session_info ib;
+		settle(f);
+		assert_true(lim_session__feed(f->sb, "VV zz:0\n", 8, f->now) < 0);
+		lim_session__info(f->sb, &ib);
+		assert_int_equal(ib.error_code, LIM_PERR_MALFORMED);
+		const char *o = lim_session__output(f->sb, &len);
+		assert_true(len > 8 && memcmp(o, "ERR 400 ", 8) == 0);
+	}
+}
+
 /* ------------------------------------------------------------ flow control */
 
 static size_t pending_of(lim_session *s)
@@ -632,6 +740,7 @@ int main(void)
 		T(test_session__relay_never_ends_a_batch_on_a_bad_signature),
 		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
 		T(test_session__forked_author_does_not_fail_the_batch),
+		T(test_session__only_the_handshake_is_parsed_before_auth),
 		T(test_session__extended_batch_respects_output_high_water),
 		T(test_session__unread_replies_end_with_err_429),
 		cmocka_unit_test(test_session__backoff_doubles_up_to_the_cap),
