@@ -1068,7 +1068,7 @@ static void replay(const char *name)
 	X(sync) X(version) X(before_hello) X(malformed_before_auth) X(malformed_hello) X(echoed_nonce) X(wrong_network) \
 	X(bad_signature) X(replayed_auth) X(forbidden) X(oversize) X(unknown_message) X(second_hello) \
 	X(ack_unsent) X(batch_count) X(bad_change) X(forged_in_run) X(not_a_change) X(gap) \
-	X(keepalive_status) X(idle_timeout) X(peer_error)
+	X(keepalive_status) X(status_only) X(idle_timeout) X(peer_error)
 
 /* test_protocol__sync replays transcripts/sync.txt, and so on ('_' -> '-'). */
 #define DEFINE(name) \
@@ -1162,6 +1162,80 @@ static void test_protocol__connection_cap(void **state)
 	stop_server(&srv);
 }
 
+/* ------------------------------------------------------------ 5. the spec's examples */
+
+/*
+ * Every example session of PROTOCOL.md's Appendix C is the indented block
+ * under a heading "### C.n ... (`transcripts/NAME.txt`)"; the block, without
+ * its four-space indent, must be byte for byte the file that the replay
+ * tests run, so the document never shows a session the node does not hold
+ * to. A heading without a file, or a file without a block, fails too.
+ */
+static void test_protocol__appendix_c_matches_transcripts(void **state)
+{
+	char *spec = slurp_spec("PROTOCOL.md", NULL);
+	char *p = strstr(spec, "\n## Appendix C");
+	int blocks = 0;
+	(void)state;
+	if (!p)
+		fail_msg("PROTOCOL.md has no Appendix C");
+	p++;
+	p = strchr(p, '\n'); /* past the appendix heading */
+	while (p && *p) {
+		char name[128], *line = p + 1, *nl = strchr(line, '\n');
+		const char *ref, *end = NULL;
+		lim_sb block = LIM_SB_INIT;
+		size_t flen;
+		char *file;
+		if (!nl)
+			break;
+		p = nl;
+		if (strncmp(line, "## ", 3) == 0)
+			break; /* the next appendix */
+		if (strncmp(line, "### ", 4) != 0)
+			continue;
+		ref = strstr(line, "(`transcripts/");
+		if (ref)
+			end = strstr(ref, "`)");
+		if (!ref || ref > nl || !end || end > nl)
+			fail_msg("Appendix C heading without a transcript file: %.*s", (int)(nl - line), line);
+		ref += strlen("(`transcripts/");
+		snprintf(name, sizeof(name), "transcripts/%.*s", (int)(end - ref), ref);
+		/* One blank line, then the indented block up to the first line
+		 * that is not indented (transcripts hold no blank lines). */
+		line = nl + 1;
+		if (*line != '\n')
+			fail_msg("%s: a blank line must follow the heading", name);
+		line++;
+		while (strncmp(line, "    ", 4) == 0) {
+			nl = strchr(line, '\n');
+			assert_non_null(nl);
+			lim_sb__put(&block, line + 4, (size_t)(nl - line - 4) + 1);
+			line = nl + 1;
+		}
+		p = line - 1;
+		assert_int_equal(lim_sb__check(&block), 0);
+		if (block.len == 0)
+			fail_msg("%s: no example block under its Appendix C heading", name);
+		file = slurp_spec(name, &flen);
+		if (flen != block.len || memcmp(file, block.ptr, flen) != 0) {
+			size_t i = 0, at = 0, lineno = 1;
+			while (i < flen && i < block.len && file[i] == block.ptr[i]) {
+				if (file[i] == '\n')
+					at = i + 1, lineno++;
+				i++;
+			}
+			fail_msg("Appendix C differs from %s at line %zu:\n  file: %.120s\n  spec: %.120s", name, lineno,
+			         file + at, block.ptr + at);
+		}
+		free(file);
+		lim_sb__free(&block);
+		blocks++;
+	}
+	free(spec);
+	assert_true(blocks >= 8);
+}
+
 static int kill_leftover(void **state)
 {
 	(void)state;
@@ -1181,6 +1255,7 @@ int main(void)
 		cmocka_unit_test(test_protocol__handshake_json_matches_txt),
 		cmocka_unit_test(test_protocol__parser),
 		cmocka_unit_test(test_protocol__print_parse_round_trip),
+		cmocka_unit_test(test_protocol__appendix_c_matches_transcripts),
 #define ENTRY(name) cmocka_unit_test_teardown(test_protocol__##name, kill_leftover),
 		TRANSCRIPTS(ENTRY)
 #undef ENTRY
