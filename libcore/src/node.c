@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "backoff.h"
 #include "net.h"
 #include "session.h"
 #include "text.h"
@@ -320,17 +321,27 @@ static int add_conn(lim_node *n, int fd, int dialer_idx, int connecting, const c
 	return 0;
 }
 
-/* Jittered exponential backoff for a dialer. */
+int64_t lim_backoff__next(int64_t prev_ms, int64_t min_ms, int64_t max_ms, int reset)
+{
+	if (reset || prev_ms <= 0)
+		return min_ms;
+	/* prev * 2 > max, written so that it cannot overflow. */
+	return prev_ms > max_ms - prev_ms ? max_ms : prev_ms * 2;
+}
+
+int64_t lim_backoff__jittered(int64_t base_ms, uint32_t (*uniform)(uint32_t upper_bound))
+{
+	int64_t low = base_ms - base_ms / 5, span = base_ms / 5 * 2 + 1; /* [low, low + span) */
+	if (span > UINT32_MAX) /* a backoff of months: a narrower spread is no loss */
+		span = UINT32_MAX;
+	return low + (int64_t)uniform((uint32_t)span);
+}
+
+/* Jittered exponential backoff for a dialer (backoff.h). */
 static void schedule_retry(lim_node *n, dialer *d, int reset)
 {
-	int64_t base;
-	if (reset || d->backoff == 0)
-		d->backoff = n->opts.reconnect_min_ms;
-	else if (d->backoff < n->opts.reconnect_max_ms)
-		d->backoff = d->backoff * 2 > n->opts.reconnect_max_ms ? n->opts.reconnect_max_ms : d->backoff * 2;
-	base = d->backoff;
-	/* ±20%, so that a restarted node's peers do not all call at once. */
-	d->next_try = mono_ms() + base * 8 / 10 + (int64_t)randombytes_uniform((uint32_t)(base * 4 / 10 + 1));
+	d->backoff = lim_backoff__next(d->backoff, n->opts.reconnect_min_ms, n->opts.reconnect_max_ms, reset);
+	d->next_try = mono_ms() + lim_backoff__jittered(d->backoff, randombytes_uniform);
 }
 
 static void close_conn(lim_node *n, size_t i, const char *why)

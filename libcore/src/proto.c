@@ -40,6 +40,14 @@ static int is(const lim_span *t, const char *word)
 	return t->n == strlen(word) && memcmp(t->p, word, t->n) == 0;
 }
 
+/* The keyword of each message type, in lim_msg_type order. */
+static const char *const MSG_KEYWORD[] = {
+	[LIM_MSG_HELLO] = "HELLO", [LIM_MSG_AUTH] = "AUTH", [LIM_MSG_VV] = "VV",         [LIM_MSG_CH] = "CH",
+	[LIM_MSG_END] = "END",     [LIM_MSG_ACK] = "ACK",   [LIM_MSG_SYNCED] = "SYNCED", [LIM_MSG_PING] = "PING",
+	[LIM_MSG_PONG] = "PONG",   [LIM_MSG_STATUS] = "STATUS", [LIM_MSG_STATE] = "STATE", [LIM_MSG_ERR] = "ERR",
+	[LIM_MSG_BYE] = "BYE",
+};
+
 int lim_msg__parse(lim_msg *m, const char *line, size_t len, int *perr)
 {
 	lim_span rest = { line, len }, t;
@@ -136,6 +144,18 @@ int lim_msg__parse(lim_msg *m, const char *line, size_t len, int *perr)
 	return bad(perr, LIM_PERR_MALFORMED, "unknown message");
 }
 
+int lim_msg__keyword(const char *line, size_t len, lim_msg_type *type)
+{
+	const char *sp = memchr(line, ' ', len);
+	lim_span k = { line, sp ? (size_t)(sp - line) : len };
+	for (size_t t = 0; t < sizeof(MSG_KEYWORD) / sizeof(MSG_KEYWORD[0]); t++)
+		if (is(&k, MSG_KEYWORD[t])) {
+			*type = (lim_msg_type)t;
+			return 0;
+		}
+	return -1;
+}
+
 int lim_vv__next(lim_span *rest, unsigned char author[LIM_ID_BYTES], uint64_t *seq)
 {
 	lim_span t;
@@ -150,31 +170,113 @@ int lim_vv__next(lim_span *rest, unsigned char author[LIM_ID_BYTES], uint64_t *s
 	return 1;
 }
 
+static void put_hex(lim_sb *out, const unsigned char *bin, size_t n)
+{
+	char hex[2 * 64 + 1]; /* the longest binary field is a signature */
+	lim_hex__encode(hex, bin, n);
+	lim_sb__putc(out, ' ');
+	lim_sb__put(out, hex, 2 * n);
+}
+
+/* ERR text is one line of printable ASCII: anything else becomes '?'. */
+static void put_err_text(lim_sb *out, const char *p, size_t n)
+{
+	lim_sb__putc(out, ' ');
+	for (size_t i = 0; i < n; i++)
+		lim_sb__putc(out, (p[i] >= 0x20 && p[i] < 0x7f) ? p[i] : '?');
+}
+
+void lim_msg__print(lim_sb *out, const lim_msg *m)
+{
+	lim_sb__puts(out, MSG_KEYWORD[m->type]);
+	switch (m->type) {
+	case LIM_MSG_HELLO:
+		lim_sb__printf(out, " %llu", (unsigned long long)m->version);
+		put_hex(out, m->id, LIM_ID_BYTES);
+		put_hex(out, m->nonce, LIM_NONCE_BYTES);
+		break;
+	case LIM_MSG_AUTH:
+		put_hex(out, m->sig, 64);
+		put_hex(out, m->proof, LIM_HASH_BYTES);
+		break;
+	case LIM_MSG_END:
+	case LIM_MSG_ACK:
+		lim_sb__printf(out, " %llu", (unsigned long long)m->count);
+		break;
+	case LIM_MSG_ERR:
+		lim_sb__printf(out, " %llu", (unsigned long long)m->count);
+		if (m->arg.n)
+			put_err_text(out, m->arg.p, m->arg.n);
+		break;
+	case LIM_MSG_VV:    /* entries, or none: the bare line "VV" */
+	case LIM_MSG_STATE: /* JSON, or nothing */
+		if (!m->arg.n)
+			break;
+		/* fall through */
+	case LIM_MSG_CH:    /* the change */
+	case LIM_MSG_PING:
+	case LIM_MSG_PONG:  /* the token */
+		lim_sb__putc(out, ' ');
+		lim_sb__put(out, m->arg.p, m->arg.n);
+		break;
+	case LIM_MSG_SYNCED:
+	case LIM_MSG_STATUS:
+	case LIM_MSG_BYE:
+		break;
+	}
+	lim_sb__putc(out, '\n');
+}
+
+void lim_msg__print_span(lim_sb *out, lim_msg_type type, const char *arg, size_t n)
+{
+	lim_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.arg.p = arg;
+	m.arg.n = n;
+	lim_msg__print(out, &m);
+}
+
+void lim_msg__print_count(lim_sb *out, lim_msg_type type, uint64_t count)
+{
+	lim_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = type;
+	m.count = count;
+	lim_msg__print(out, &m);
+}
+
 void lim_msg__hello(lim_sb *out, const unsigned char id[LIM_ID_BYTES], const unsigned char nonce[LIM_NONCE_BYTES])
 {
-	char idh[2 * LIM_ID_BYTES + 1], nh[2 * LIM_NONCE_BYTES + 1];
-	lim_hex__encode(idh, id, LIM_ID_BYTES);
-	lim_hex__encode(nh, nonce, LIM_NONCE_BYTES);
-	lim_sb__printf(out, "HELLO %d %s %s\n", LIM_PROTOCOL_VERSION, idh, nh);
+	lim_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = LIM_MSG_HELLO;
+	m.version = LIM_PROTOCOL_VERSION;
+	memcpy(m.id, id, LIM_ID_BYTES);
+	memcpy(m.nonce, nonce, LIM_NONCE_BYTES);
+	lim_msg__print(out, &m);
 }
 
 void lim_msg__auth(lim_sb *out, const unsigned char sig[64], const unsigned char proof[LIM_HASH_BYTES])
 {
-	char sh[129], ph[2 * LIM_HASH_BYTES + 1];
-	lim_hex__encode(sh, sig, 64);
-	lim_hex__encode(ph, proof, LIM_HASH_BYTES);
-	lim_sb__printf(out, "AUTH %s %s\n", sh, ph);
+	lim_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = LIM_MSG_AUTH;
+	memcpy(m.sig, sig, 64);
+	memcpy(m.proof, proof, LIM_HASH_BYTES);
+	lim_msg__print(out, &m);
 }
 
 void lim_msg__err(lim_sb *out, int code, const char *text)
 {
-	lim_sb__printf(out, "ERR %d ", code);
-	if (!*text)
-		text = "error"; /* the text may not be empty */
-	/* The text is one line of printable ASCII: anything else becomes '?'. */
-	for (const char *p = text; *p; p++)
-		lim_sb__putc(out, (*p >= 0x20 && *p < 0x7f) ? *p : '?');
-	lim_sb__putc(out, '\n');
+	lim_msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = LIM_MSG_ERR;
+	m.count = (uint64_t)code;
+	/* liblim always says why: an empty text becomes "error". */
+	m.arg.p = *text ? text : "error";
+	m.arg.n = strlen(m.arg.p);
+	lim_msg__print(out, &m);
 }
 
 void lim_handshake__hash(unsigned char out[LIM_HASH_BYTES], const char *client_hello, size_t cn,

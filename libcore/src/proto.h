@@ -1,6 +1,6 @@
 /*
  * Sync protocol messages (protocol-spec/PROTOCOL.md): parsing one line into
- * a message and printing messages, as pure functions. One message per
+ * a message and printing a message into a line, as pure functions. One message per
  * LF-terminated UTF-8 line; the first token names the message.
  *
  *   HELLO <version> <node id> <nonce>     first line, both sides
@@ -54,7 +54,7 @@ typedef enum {
 	LIM_PERR_AUTH = 401,        /* the handshake signature does not verify */
 	LIM_PERR_FORBIDDEN = 403,   /* the peer's id is not on the allow list */
 	LIM_PERR_TIMEOUT = 408,     /* no complete line within the idle timeout */
-	LIM_PERR_STATE = 409,       /* a valid message at the wrong time */
+	LIM_PERR_STATE = 409,       /* a message at the wrong time (before auth: on its keyword) */
 	LIM_PERR_TOO_LARGE = 413,   /* a line, batch or vector over its limit */
 	LIM_PERR_NETWORK = 421,     /* the peer is not of this network */
 	LIM_PERR_REJECTED = 422,    /* a change failed validation */
@@ -79,9 +79,29 @@ typedef struct {
  * the ERR code to send in *perr and a message in lim_error_last(). */
 int lim_msg__parse(lim_msg *m, const char *line, size_t len, int *perr);
 
+/* The message a line's keyword (its text up to the first SP) names, without
+ * looking at the rest: 0 and *type, or -1 if it names none. Before
+ * authentication a session looks no further than this, except for the
+ * handshake lines it expects (PROTOCOL.md 4). */
+int lim_msg__keyword(const char *line, size_t len, lim_msg_type *type);
+
 /* Iterate VV entries: returns 1 with author/seq, 0 at end, -1 if malformed. */
 int lim_vv__next(lim_span *rest, unsigned char author[LIM_ID_BYTES], uint64_t *seq);
 
+/*
+ * Print one message and its LF: the inverse of lim_msg__parse, so that
+ * parsing the printed line (without its LF) gives `m` back. `m` must be
+ * what the parser accepts (a token without SP, VV entries as the parser
+ * reads them, ...): the printer formats, it does not check. ERR text is the
+ * exception: bytes outside printable ASCII are printed as '?'. An empty
+ * `arg` is left out where the field is optional (VV, STATE, ERR).
+ */
+void lim_msg__print(lim_sb *out, const lim_msg *m);
+/* Shorthands: a message whose one field is `arg` (VV, CH, PING, PONG,
+ * STATE; and SYNCED, STATUS, BYE with n = 0), or a count (END, ACK). */
+void lim_msg__print_span(lim_sb *out, lim_msg_type type, const char *arg, size_t n);
+void lim_msg__print_count(lim_sb *out, lim_msg_type type, uint64_t count);
+/* HELLO of this protocol version; AUTH; ERR (an empty text becomes "error"). */
 void lim_msg__hello(lim_sb *out, const unsigned char id[LIM_ID_BYTES], const unsigned char nonce[LIM_NONCE_BYTES]);
 void lim_msg__auth(lim_sb *out, const unsigned char sig[64], const unsigned char proof[LIM_HASH_BYTES]);
 void lim_msg__err(lim_sb *out, int code, const char *text);

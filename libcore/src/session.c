@@ -1,8 +1,10 @@
 /*
  * See session.h. Memory per session is bounded: the input buffer holds at
  * most one line (LIM_MAX_LINE_BYTES) plus one read, a received batch at
- * most LIM_MAX_BATCH_BYTES, and output stops growing at the high-water
- * mark because the log is read only while output is below it. The peer's
+ * most LIM_MAX_BATCH_BYTES, and output stops growing one line past the
+ * high-water mark because the log is read only while output is below it
+ * (a batch that must run on to end on a verifying signature included: it
+ * is written over several pumps). The peer's
  * version vector is the only thing that grows with the network (one entry
  * per author).
  *
@@ -47,6 +49,15 @@ struct lim_session {
 	int dirty;              /* something new may be sendable */
 	size_t unacked;
 	int sent_synced, peer_synced;
+	/* A batch extended past its limits to end on a verifying signature
+	 * (find_run_end), written across pumps as output drains. */
+	struct {
+		int open;
+		unsigned char author[LIM_ID_BYTES];
+		char author_hex[17];
+		uint64_t next_seq, end_seq; /* the author's changes still to send */
+		size_t in_batch;
+	} ext;
 
 	lim_sb batch;           /* received CH payloads, back to back */
 	lim_span *batch_items;  /* offsets into batch until END */
@@ -102,6 +113,14 @@ lim_session *lim_session__new(lim_db *db, int initiator, const lim_session_confi
 		s->cfg.window_changes = LIM_MAX_UNACKED_CHANGES;
 	if (s->cfg.window_changes < s->cfg.batch_changes)
 		s->cfg.window_changes = s->cfg.batch_changes;
+	/* Pumping stops output at most one line (and an END and a SYNCED) past
+	 * the high-water mark. Capping the mark at a quarter of
+	 * LIM_MAX_UNREAD_OUTPUT keeps our own changes under three quarters of
+	 * it, so a peer is cut off (ERR 429) for replies it leaves unread, not
+	 * for catch-up it is still reading; it also keeps every batch under
+	 * LIM_MAX_BATCH_BYTES. */
+	if (s->cfg.output_high_water == 0 || s->cfg.output_high_water > LIM_MAX_UNREAD_OUTPUT / 4)
+		s->cfg.output_high_water = LIM_MAX_UNREAD_OUTPUT / 4;
 	s->last_rx = now_ms;
 	s->last_ping = now_ms;
 	randombytes_buf(s->nonce, sizeof(s->nonce));
@@ -224,9 +243,9 @@ static void send_vv(lim_session *s)
 {
 	lim_buf vv = LIM_BUF_INIT;
 	size_t entries = 0;
-	lim_sb__puts(&s->out, "VV");
+	lim_sb__clear(&s->scratch);
 	if (lim_db_version_vector(&vv, s->db) == 0) {
-		/* "<hex> <seq>\n" lines become " <hex>:<seq>" entries. Past the
+		/* "<hex> <seq>\n" lines become "<hex>:<seq>" entries. Past the
 		 * limit, authors are left out: the peer then resends their changes,
 		 * which arrive as duplicates — wasteful but correct. */
 		for (size_t i = 0; i < vv.size; i++) {
@@ -234,15 +253,16 @@ static void send_vv(lim_session *s)
 			if (i == 0 || vv.ptr[i - 1] == '\n') {
 				if (++entries > LIM_MAX_VV_AUTHORS)
 					break;
-				lim_sb__putc(&s->out, ' ');
+				if (i > 0)
+					lim_sb__putc(&s->scratch, ' ');
 			}
 			if (c == '\n')
 				continue;
-			lim_sb__putc(&s->out, c == ' ' ? ':' : c);
+			lim_sb__putc(&s->scratch, c == ' ' ? ':' : c);
 		}
 	}
 	lim_buf_dispose(&vv);
-	lim_sb__putc(&s->out, '\n');
+	lim_msg__print_span(&s->out, LIM_MSG_VV, s->scratch.ptr, s->scratch.len);
 }
 
 /* ------------------------------------------------------------ handshake */
@@ -335,7 +355,7 @@ static int on_end(lim_session *s, uint64_t n)
 	}
 	if (res.applied)
 		say(s, "applied a batch of %zu changes (%zu already held)", res.applied, res.duplicates);
-	lim_sb__printf(&s->out, "ACK %llu\n", (unsigned long long)n);
+	lim_msg__print_count(&s->out, LIM_MSG_ACK, n);
 	lim_sb__clear(&s->batch);
 	s->nbatch = 0;
 	s->dirty = 1;
@@ -374,6 +394,19 @@ static int handle_line(lim_session *s, const char *line, size_t len)
 {
 	lim_msg m;
 	int perr;
+	if (s->st == ST_HELLO || s->st == ST_AUTH) {
+		/* Before authentication the peer may be anyone: decide on the
+		 * keyword alone and parse only the handshake line this state
+		 * expects (or an ERR, allowed everywhere). Whatever else is on
+		 * the line, well-formed or not, is never looked at: 409. The
+		 * length limit is framing, not parsing, and holds everywhere. */
+		lim_msg_type want = s->st == ST_HELLO ? LIM_MSG_HELLO : LIM_MSG_AUTH, t;
+		if (len > LIM_MAX_LINE_BYTES)
+			return fail(s, LIM_PERR_TOO_LARGE, "line too long");
+		if (lim_msg__keyword(line, len, &t) < 0 || (t != want && t != LIM_MSG_ERR))
+			return fail(s, LIM_PERR_STATE, "%s",
+			            s->st == ST_HELLO ? "the first line must be HELLO" : "expected AUTH");
+	}
 	if (lim_msg__parse(&m, line, len, &perr) < 0)
 		return fail(s, perr, "%s", lim_error_last());
 	if (m.type == LIM_MSG_ERR) {
@@ -427,17 +460,17 @@ static int handle_line(lim_session *s, const char *line, size_t len)
 		s->peer_synced = 1;
 		return 0;
 	case LIM_MSG_PING:
-		lim_sb__printf(&s->out, "PONG %.*s\n", (int)m.arg.n, m.arg.p);
+		lim_msg__print_span(&s->out, LIM_MSG_PONG, m.arg.p, m.arg.n);
 		return 0;
 	case LIM_MSG_PONG:
 		return 0;
 	case LIM_MSG_STATUS:
-		lim_sb__puts(&s->out, "STATE ");
+		lim_sb__clear(&s->scratch);
 		if (s->cfg.status_json)
-			s->cfg.status_json(s->cfg.ctx, &s->out);
+			s->cfg.status_json(s->cfg.ctx, &s->scratch);
 		else
-			lim_sb__puts(&s->out, "{}");
-		lim_sb__putc(&s->out, '\n');
+			lim_sb__puts(&s->scratch, "{}");
+		lim_msg__print_span(&s->out, LIM_MSG_STATE, s->scratch.ptr, s->scratch.len);
 		return 0;
 	case LIM_MSG_STATE:
 		lim_sb__clear(&s->peer_state);
@@ -500,7 +533,7 @@ int lim_session__feed(lim_session *s, const char *data, size_t n, int64_t now_ms
  * batch, and the link would never sync again. Every other run in a batch
  * ends at that author's head, which was verified when it arrived; only the
  * last change of a batch can be cut mid-chain. So check that one signature
- * per batch and, if it is bad, carry on past it.
+ * per batch and, if it is bad, carry on past it (find_run_end).
  */
 static int ends_on_good_signature(const char *bytes, size_t len)
 {
@@ -515,11 +548,147 @@ static int ends_on_good_signature(const char *bytes, size_t len)
 	return ok;
 }
 
+/* The author and seq of a change from our own log (canonical bytes). */
+static void stored_author_seq(const char *bytes, size_t len, unsigned char author[LIM_ID_BYTES], uint64_t *seq)
+{
+	const char *sp = memchr(bytes + 5 + 2 * LIM_ID_BYTES + 1, ' ', len - 5 - 2 * LIM_ID_BYTES - 1);
+	lim_hex__decode(author, LIM_ID_BYTES, bytes + 5, 2 * LIM_ID_BYTES);
+	lim_dec__parse_u64(bytes + 5 + 2 * LIM_ID_BYTES + 1, (size_t)(sp - bytes - 5 - 2 * LIM_ID_BYTES - 1), seq);
+}
+
+static size_t pending_output(const lim_session *s)
+{
+	return s->out.len - s->out_off;
+}
+
+static void queue_change(lim_session *s, const unsigned char author[LIM_ID_BYTES], uint64_t seq, const char *bytes,
+                         size_t len)
+{
+	vv_raise(s, author, seq);
+	lim_msg__print_span(&s->out, LIM_MSG_CH, bytes, len);
+	s->changes_out++;
+}
+
 static void end_batch(lim_session *s, size_t *in_batch)
 {
-	lim_sb__printf(&s->out, "END %zu\n", *in_batch);
+	lim_msg__print_count(&s->out, LIM_MSG_END, *in_batch);
 	s->unacked += *in_batch;
 	*in_batch = 0;
+}
+
+/* An iterator over what the peer lacks, except that `author`'s changes
+ * start right after seq `after`, whatever our view of the peer says: a run
+ * being written continues where it stopped, even if the peer's changes or
+ * a new VV moved the view meanwhile. */
+static int iter_after(lim_session *s, lim_change_iter **it, const unsigned char author[LIM_ID_BYTES], uint64_t after)
+{
+	size_t pos = 0;
+	vv_item *e;
+	uint64_t held;
+	if (vv_raise(s, author, after) < 0) /* so that the author has an entry */
+		return -1;
+	e = vv_find(s, author, &pos);
+	held = e->seq;
+	e->seq = after;
+	vv_text(s, &s->scratch);
+	e->seq = held;
+	return lim_db_changes_since(it, s->db, s->scratch.ptr ? s->scratch.ptr : "", s->scratch.len);
+}
+
+/*
+ * The batch being written has reached a limit, but its last change (seq
+ * `seq` of `author`) has a signature that does not verify. Look ahead in
+ * the author's chain, writing nothing, for the first change whose signature
+ * verifies and that the batch (in_batch changes and batch_bytes bytes of
+ * them so far) can still take within LIM_MAX_BATCH_CHANGES and
+ * LIM_MAX_BATCH_BYTES. Looking first, rather than writing while looking,
+ * keeps output bounded and leaves nothing to take back from bytes that may
+ * already be on the wire. Returns 1 with its seq in *end_seq, 0 if there is
+ * none (the author's chain may also just end: its head is then bad too,
+ * which only a damaged store holds), <0 on a store error.
+ */
+static int find_run_end(lim_session *s, const unsigned char author[LIM_ID_BYTES], uint64_t seq, size_t in_batch,
+                        size_t batch_bytes, uint64_t *end_seq)
+{
+	lim_change_iter *it;
+	const char *bytes;
+	size_t len;
+	int rc, found = 0;
+	if ((rc = iter_after(s, &it, author, seq)) < 0)
+		return rc;
+	while ((rc = lim_change_iter_next(it, &bytes, &len)) == 0) {
+		unsigned char a[LIM_ID_BYTES];
+		uint64_t q;
+		int c;
+		stored_author_seq(bytes, len, a, &q);
+		c = memcmp(a, author, LIM_ID_BYTES);
+		if (c < 0)
+			continue; /* new changes of an earlier author: not part of this run */
+		if (c > 0 || q != seq + 1)
+			break;
+		seq = q;
+		if (++in_batch > LIM_MAX_BATCH_CHANGES || (batch_bytes += len) > LIM_MAX_BATCH_BYTES)
+			break;
+		if (ends_on_good_signature(bytes, len)) {
+			*end_seq = q;
+			found = 1;
+			break;
+		}
+	}
+	lim_change_iter_free(it);
+	return rc < 0 && rc != LIM_EITEROVER ? rc : found;
+}
+
+/*
+ * Write the rest of a batch that find_run_end extended: the author's changes
+ * up to ext.end_seq, only while output is below the high-water mark, so a
+ * peer that does not read never makes it grow by more than one line. What
+ * is left waits for the next pump; the lines the session writes meanwhile
+ * (ACK, PONG, ...) go between the batch's CH lines, which the protocol
+ * allows (PROTOCOL.md 7.4).
+ */
+static int pump_extension(lim_session *s)
+{
+	lim_change_iter *it = NULL;
+	const char *bytes;
+	size_t len;
+	int rc = 0;
+	while (s->ext.next_seq <= s->ext.end_seq && pending_output(s) < s->cfg.output_high_water) {
+		unsigned char a[LIM_ID_BYTES];
+		uint64_t q;
+		int c;
+		if (!it && (rc = iter_after(s, &it, s->ext.author, s->ext.next_seq - 1)) < 0)
+			break;
+		if ((rc = lim_change_iter_next(it, &bytes, &len)) < 0)
+			break;
+		stored_author_seq(bytes, len, a, &q);
+		c = memcmp(a, s->ext.author, LIM_ID_BYTES);
+		if (c < 0)
+			continue; /* an earlier author's new change: sent after this batch */
+		if (c > 0 || q != s->ext.next_seq) {
+			rc = LIM_EITEROVER;
+			break;
+		}
+		queue_change(s, a, q, bytes, len);
+		s->ext.in_batch++;
+		s->ext.next_seq++;
+	}
+	lim_change_iter_free(it);
+	if (rc == LIM_EITEROVER) {
+		/* find_run_end saw these changes; a log only grows, so this is a
+		 * damaged store. End the batch rather than stall the link. */
+		say(s, "the chain of %.16s... ended before seq %llu; ending the batch", s->ext.author_hex,
+		    (unsigned long long)s->ext.end_seq);
+		s->ext.next_seq = s->ext.end_seq + 1;
+		rc = 0;
+	}
+	if (rc < 0)
+		return fail(s, LIM_PERR_INTERNAL, "%s", lim_error_last());
+	if (s->ext.next_seq > s->ext.end_seq) {
+		end_batch(s, &s->ext.in_batch);
+		s->ext.open = 0;
+	}
+	return 0;
 }
 
 /* Where the current author's run began in the batch being written, so a
@@ -541,7 +710,8 @@ static uint64_t vv_seq(lim_session *s, const unsigned char author[LIM_ID_BYTES])
  * No change with a good signature within LIM_MAX_BATCH_CHANGES: only the
  * author can have linked that many bad signatures (PROTOCOL.md 14.3), and
  * no receiver would take a batch ending on one. Take the run back out of
- * the batch; if it began the batch, give up relaying that author's run on
+ * the batch (all of it was written by this pump, so none of it has been
+ * consumed); if it began the batch, give up relaying that author's run on
  * this connection, so that it alone stalls and the other authors carry on.
  * Returns 1 when the caller must skip the rest of the author's changes.
  */
@@ -567,18 +737,17 @@ static int take_back_run(lim_session *s, const run_mark *m, size_t *in_batch)
 	return 1;
 }
 
-int lim_session__pump(lim_session *s, int64_t now_ms)
+/* Read the log and write whole batches while the window and output allow;
+ * a batch that must run past its limits is handed to pump_extension. */
+static int pump_log(lim_session *s)
 {
 	lim_change_iter *it = NULL;
 	const char *bytes;
-	size_t len, in_batch = 0;
-	int rc = 0, must_extend = 0, skipping = 0;
+	size_t len, in_batch = 0, batch_bytes = 0;
+	int rc = 0, skipping = 0;
 	run_mark run;
 
-	if (s->st != ST_LIVE || !s->have_peer_vv || !s->dirty || s->cfg.observer)
-		return 0;
-	while (must_extend || (s->unacked + in_batch < s->cfg.window_changes &&
-	                       s->out.len - s->out_off < s->cfg.output_high_water)) {
+	while (s->unacked + in_batch < s->cfg.window_changes && pending_output(s) < s->cfg.output_high_water) {
 		if (!it) {
 			vv_text(s, &s->scratch);
 			if ((rc = lim_db_changes_since(&it, s->db, s->scratch.ptr ? s->scratch.ptr : "", s->scratch.len)) < 0)
@@ -595,10 +764,8 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 			return fail(s, LIM_PERR_INTERNAL, "%s", lim_error_last());
 		}
 		unsigned char author[LIM_ID_BYTES];
-		uint64_t seq;
-		const char *sp = memchr(bytes + 5 + 2 * LIM_ID_BYTES + 1, ' ', len - 5 - 2 * LIM_ID_BYTES - 1);
-		lim_hex__decode(author, LIM_ID_BYTES, bytes + 5, 2 * LIM_ID_BYTES);
-		lim_dec__parse_u64(bytes + 5 + 2 * LIM_ID_BYTES + 1, (size_t)(sp - bytes - 5 - 2 * LIM_ID_BYTES - 1), &seq);
+		uint64_t seq, end_seq;
+		stored_author_seq(bytes, len, author, &seq);
 		if (skipping && memcmp(author, run.author, LIM_ID_BYTES) == 0) {
 			vv_raise(s, author, seq);
 			continue;
@@ -610,28 +777,38 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 			run.in_batch = in_batch;
 			run.peer_seq = vv_seq(s, author);
 		}
-		vv_raise(s, author, seq);
-		lim_sb__puts(&s->out, "CH ");
-		lim_sb__put(&s->out, bytes, len);
-		lim_sb__putc(&s->out, '\n');
-		s->changes_out++;
+		queue_change(s, author, seq, bytes, len);
 		in_batch++;
-		int at_limit = in_batch >= s->cfg.batch_changes || s->unacked + in_batch >= s->cfg.window_changes ||
-		               s->out.len - s->out_off >= s->cfg.output_high_water;
-		if (!at_limit && !must_extend)
+		batch_bytes += len;
+		if (in_batch < s->cfg.batch_changes && s->unacked + in_batch < s->cfg.window_changes &&
+		    pending_output(s) < s->cfg.output_high_water)
 			continue;
 		if (ends_on_good_signature(bytes, len)) {
-			must_extend = 0;
 			end_batch(s, &in_batch);
+			batch_bytes = 0;
 			continue;
 		}
-		must_extend = in_batch < LIM_MAX_BATCH_CHANGES;
-		if (must_extend) {
+		rc = find_run_end(s, author, seq, in_batch, batch_bytes, &end_seq);
+		if (rc < 0) {
+			lim_change_iter_free(it);
+			return fail(s, LIM_PERR_INTERNAL, "%s", lim_error_last());
+		}
+		if (rc == 1) {
 			say(s, "a stored change of %.16s.../%llu has a bad signature (run lim verify); sending past it",
 			    bytes + 5, (unsigned long long)seq);
-			continue;
+			s->ext.open = 1;
+			memcpy(s->ext.author, author, LIM_ID_BYTES);
+			memcpy(s->ext.author_hex, bytes + 5, 16);
+			s->ext.next_seq = seq + 1;
+			s->ext.end_seq = end_seq;
+			s->ext.in_batch = in_batch;
+			in_batch = 0;
+			rc = 0;
+			break;
 		}
+		rc = 0;
 		skipping = take_back_run(s, &run, &in_batch);
+		batch_bytes = 0;
 		if (!skipping) {
 			/* The iterator is past the run: start again from the peer's view. */
 			lim_change_iter_free(it);
@@ -642,14 +819,33 @@ int lim_session__pump(lim_session *s, int64_t now_ms)
 	/* The log ended: this last run ends at its author's head. */
 	if (in_batch)
 		end_batch(s, &in_batch);
+	return rc;
+}
+
+int lim_session__pump(lim_session *s, int64_t now_ms)
+{
+	int rc;
+	LIM_UNUSED(now_ms);
+	/* An open extended batch keeps `dirty` set: the log is not done. */
+	if (s->st != ST_LIVE || !s->have_peer_vv || !s->dirty || s->cfg.observer)
+		return 0;
+	for (;;) {
+		if (s->ext.open && (rc = pump_extension(s)) < 0)
+			return rc;
+		if (s->ext.open)
+			break; /* output is full: the rest of the batch waits for the peer to read */
+		if ((rc = pump_log(s)) < 0)
+			return rc;
+		if (!s->ext.open)
+			break;
+	}
 	if (!s->dirty && !s->sent_synced) {
-		lim_sb__puts(&s->out, "SYNCED\n");
+		lim_msg__print_span(&s->out, LIM_MSG_SYNCED, NULL, 0);
 		s->sent_synced = 1;
 	}
 	if (s->out.oom)
 		return fail(s, LIM_PERR_INTERNAL, "out of memory");
-	LIM_UNUSED(now_ms);
-	return rc;
+	return 0;
 }
 
 void lim_session__mark_dirty(lim_session *s)
@@ -660,14 +856,14 @@ void lim_session__mark_dirty(lim_session *s)
 void lim_session__request_status(lim_session *s)
 {
 	if (s->st != ST_CLOSED)
-		lim_sb__puts(&s->out, "STATUS\n");
+		lim_msg__print_span(&s->out, LIM_MSG_STATUS, NULL, 0);
 }
 
 void lim_session__bye(lim_session *s)
 {
 	/* BYE is a message of the live phase; mid-handshake we just close. */
 	if (s->st == ST_LIVE)
-		lim_sb__puts(&s->out, "BYE\n");
+		lim_msg__print_span(&s->out, LIM_MSG_BYE, NULL, 0);
 	s->st = ST_CLOSED;
 }
 
@@ -698,7 +894,9 @@ int lim_session__tick(lim_session *s, int64_t now_ms)
 	}
 	if (s->st == ST_LIVE && now_ms - s->last_rx >= s->cfg.keepalive_ms &&
 	    now_ms - s->last_ping >= s->cfg.keepalive_ms) {
-		lim_sb__printf(&s->out, "PING %lld\n", (long long)now_ms);
+		char token[24]; /* our clock: any token of 1..64 bytes would do */
+		int n = snprintf(token, sizeof(token), "%lld", (long long)now_ms);
+		lim_msg__print_span(&s->out, LIM_MSG_PING, token, (size_t)n);
 		s->last_ping = now_ms;
 	}
 	return 0;

@@ -6,7 +6,8 @@
  *
  * States: HELLO sent -> peer HELLO checked, AUTH sent -> peer AUTH checked,
  * VV sent -> live (catch-up then live push, both by lim_session__pump).
- * Nothing but HELLO and AUTH is parsed before the peer is authenticated.
+ * Nothing but HELLO and AUTH (and ERR) is parsed before the peer is
+ * authenticated: any other line gets ERR 409 on its keyword alone.
  */
 #ifndef LIM_SESSION_H
 #define LIM_SESSION_H
@@ -23,7 +24,8 @@ typedef struct {
 	int64_t keepalive_ms;     /* send PING when nothing was received for this long */
 	size_t batch_changes;     /* CH lines per END, at most LIM_MAX_BATCH_CHANGES */
 	size_t window_changes;    /* sent but unacknowledged, at most LIM_MAX_UNACKED_CHANGES */
-	size_t output_high_water; /* stop reading the log while this much output waits */
+	size_t output_high_water; /* stop reading the log while this much output waits
+	                             (0 or over LIM_MAX_UNREAD_OUTPUT / 4: that quarter) */
 	int observer;             /* status probes: never send VV or changes, so the
 	                             peer never sends changes either */
 	/* Effects, all optional. */

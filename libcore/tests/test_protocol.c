@@ -382,6 +382,141 @@ static void test_protocol__parser(void **state)
 	}
 }
 
+/* ------------------------------------------------------------ 2b. printer */
+
+/* Parse a printed message back: exactly one LF, at the end. */
+static void reparse(const lim_sb *line, lim_msg *back)
+{
+	int perr = -1;
+	assert_true(line->len >= 1 && line->ptr[line->len - 1] == '\n');
+	assert_null(memchr(line->ptr, '\n', line->len - 1));
+	if (lim_msg__parse(back, line->ptr, line->len - 1, &perr) != 0)
+		fail_msg("\"%.*s\" does not parse: ERR %d %s", (int)line->len - 1, line->ptr, perr, lim_error_last());
+}
+
+static void assert_same_msg(const lim_msg *a, const lim_msg *b)
+{
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->version, b->version);
+	assert_memory_equal(a->id, b->id, sizeof(a->id));
+	assert_memory_equal(a->nonce, b->nonce, sizeof(a->nonce));
+	assert_memory_equal(a->sig, b->sig, sizeof(a->sig));
+	assert_memory_equal(a->proof, b->proof, sizeof(a->proof));
+	assert_int_equal(a->count, b->count);
+	assert_int_equal(a->arg.n, b->arg.n);
+	if (a->arg.n)
+		assert_memory_equal(a->arg.p, b->arg.p, a->arg.n);
+}
+
+/*
+ * parse(print(m)) == m for every message type, with the fields at their
+ * edges (empty and full VV, STATE with and without JSON, ERR with and
+ * without text, the largest counts and tokens); and print(parse(line)) ==
+ * line for the lines of a real session, so that the printer writes what
+ * the spec's transcripts show.
+ */
+static void test_protocol__print_parse_round_trip(void **state)
+{
+	static const char A[] = "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664";
+	static const char CHANGE[] =
+		"lim1 79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664 4 018cc251ffb80000 "
+		"4f98e66de9fc564a7e5df8da92b6c770de4b79310cdcf32a076d26a596b7802c 2 S notes draft%201 title sback "
+		"D notes n1 draft bddbbe9ef1744956bd016c70e21677ae0d7fd28175136b06fff2ff2eed6c9c9ae0f6f30221227761146f36c3c6c6d43"
+		"9031d1ad8896f4216390dd1f55fd66a0a";
+	char vv2[200], token64[65];
+	int covered[LIM_MSG_BYE + 1] = { 0 };
+	lim_msg cases[32];
+	int n = 0;
+	(void)state;
+	snprintf(vv2, sizeof(vv2), "%s:1 %s:9223372036854775807", A, A);
+	memset(token64, 't', 64);
+	token64[64] = '\0';
+	memset(cases, 0, sizeof(cases));
+#define SPAN(str) ((lim_span){ (str), strlen(str) })
+	cases[n].type = LIM_MSG_HELLO, cases[n].version = 1;
+	for (int i = 0; i < LIM_ID_BYTES; i++)
+		cases[n].id[i] = (unsigned char)(0xff - i), cases[n].nonce[i] = (unsigned char)i;
+	n++;
+	cases[n].type = LIM_MSG_HELLO, cases[n].version = UINT64_MAX, n++; /* parses; the session says 426 */
+	cases[n].type = LIM_MSG_AUTH;
+	for (int i = 0; i < 64; i++)
+		cases[n].sig[i] = (unsigned char)(3 * i);
+	for (int i = 0; i < LIM_HASH_BYTES; i++)
+		cases[n].proof[i] = (unsigned char)(7 * i + 1);
+	n++;
+	cases[n].type = LIM_MSG_VV, n++;
+	cases[n].type = LIM_MSG_VV, cases[n].arg = SPAN(vv2), n++;
+	cases[n].type = LIM_MSG_CH, cases[n].arg = SPAN(CHANGE), n++;
+	cases[n].type = LIM_MSG_END, cases[n].count = 0, n++;
+	cases[n].type = LIM_MSG_END, cases[n].count = 1000, n++;
+	cases[n].type = LIM_MSG_ACK, cases[n].count = UINT64_MAX, n++;
+	cases[n].type = LIM_MSG_SYNCED, n++;
+	cases[n].type = LIM_MSG_PING, cases[n].arg = SPAN("1"), n++;
+	cases[n].type = LIM_MSG_PING, cases[n].arg = SPAN(token64), n++;
+	cases[n].type = LIM_MSG_PONG, cases[n].arg = SPAN("\xff\x01~"), n++; /* opaque bytes */
+	cases[n].type = LIM_MSG_STATUS, n++;
+	cases[n].type = LIM_MSG_STATE, n++;
+	cases[n].type = LIM_MSG_STATE, cases[n].arg = SPAN("{\"id\":\"x\",\"peers\":[]}"), n++;
+	cases[n].type = LIM_MSG_ERR, cases[n].count = 503, n++;
+	cases[n].type = LIM_MSG_ERR, cases[n].count = 409, cases[n].arg = SPAN("the first line must be HELLO"), n++;
+	cases[n].type = LIM_MSG_BYE, n++;
+#undef SPAN
+	for (int i = 0; i < n; i++) {
+		lim_sb line = LIM_SB_INIT;
+		lim_msg back;
+		lim_msg__print(&line, &cases[i]);
+		assert_int_equal(lim_sb__check(&line), 0);
+		reparse(&line, &back);
+		assert_same_msg(&cases[i], &back);
+		covered[cases[i].type] = 1;
+		lim_sb__free(&line);
+	}
+	for (int t = LIM_MSG_HELLO; t <= LIM_MSG_BYE; t++)
+		if (!covered[t])
+			fail_msg("message type %d has no round-trip case", t);
+
+	/* The shorthands print the same bytes as the general printer. */
+	{
+		lim_sb a = LIM_SB_INIT, b = LIM_SB_INIT;
+		lim_msg__print_count(&a, LIM_MSG_ACK, 4);
+		lim_msg__print_span(&a, LIM_MSG_SYNCED, NULL, 0);
+		lim_msg__print_span(&a, LIM_MSG_PONG, "t1", 2);
+		lim_msg__err(&a, 400, "");
+		assert_int_equal(lim_sb__check(&a), 0);
+		lim_sb__puts(&b, "ACK 4\nSYNCED\nPONG t1\nERR 400 error\n");
+		assert_int_equal(a.len, b.len);
+		assert_memory_equal(a.ptr, b.ptr, a.len);
+		lim_sb__free(&a);
+		lim_sb__free(&b);
+	}
+
+	/* print(parse(line)) == line over every C: and S: line of sync.txt,
+	 * the exact transcript (no placeholders). */
+	{
+		char *text = slurp_spec("transcripts/sync.txt", NULL);
+		int lines = 0;
+		for (char *p = text, *nl; *p; p = nl + 1) {
+			lim_msg m;
+			lim_sb line = LIM_SB_INIT;
+			int perr;
+			size_t len;
+			nl = strchr(p, '\n');
+			assert_non_null(nl);
+			len = (size_t)(nl - p);
+			if (len < 3 || (memcmp(p, "C: ", 3) != 0 && memcmp(p, "S: ", 3) != 0) || memcmp(p + 3, "<close>", 7) == 0)
+				continue;
+			assert_int_equal(lim_msg__parse(&m, p + 3, len - 3, &perr), 0);
+			lim_msg__print(&line, &m);
+			assert_int_equal(line.len, len - 3 + 1);
+			assert_memory_equal(line.ptr, p + 3, len - 3);
+			lim_sb__free(&line);
+			lines++;
+		}
+		assert_true(lines >= 15);
+		free(text);
+	}
+}
+
 /* ------------------------------------------------------------ processes */
 
 static const char *g_bin;
@@ -930,10 +1065,10 @@ static void replay(const char *name)
 }
 
 #define TRANSCRIPTS(X) \
-	X(sync) X(version) X(before_hello) X(malformed_hello) X(echoed_nonce) X(wrong_network) \
+	X(sync) X(version) X(before_hello) X(malformed_before_auth) X(malformed_hello) X(echoed_nonce) X(wrong_network) \
 	X(bad_signature) X(replayed_auth) X(forbidden) X(oversize) X(unknown_message) X(second_hello) \
 	X(ack_unsent) X(batch_count) X(bad_change) X(forged_in_run) X(not_a_change) X(gap) \
-	X(keepalive_status) X(idle_timeout) X(peer_error)
+	X(keepalive_status) X(status_only) X(idle_timeout) X(peer_error)
 
 /* test_protocol__sync replays transcripts/sync.txt, and so on ('_' -> '-'). */
 #define DEFINE(name) \
@@ -1027,6 +1162,80 @@ static void test_protocol__connection_cap(void **state)
 	stop_server(&srv);
 }
 
+/* ------------------------------------------------------------ 5. the spec's examples */
+
+/*
+ * Every example session of PROTOCOL.md's Appendix C is the indented block
+ * under a heading "### C.n ... (`transcripts/NAME.txt`)"; the block, without
+ * its four-space indent, must be byte for byte the file that the replay
+ * tests run, so the document never shows a session the node does not hold
+ * to. A heading without a file, or a file without a block, fails too.
+ */
+static void test_protocol__appendix_c_matches_transcripts(void **state)
+{
+	char *spec = slurp_spec("PROTOCOL.md", NULL);
+	char *p = strstr(spec, "\n## Appendix C");
+	int blocks = 0;
+	(void)state;
+	if (!p)
+		fail_msg("PROTOCOL.md has no Appendix C");
+	p++;
+	p = strchr(p, '\n'); /* past the appendix heading */
+	while (p && *p) {
+		char name[128], *line = p + 1, *nl = strchr(line, '\n');
+		const char *ref, *end = NULL;
+		lim_sb block = LIM_SB_INIT;
+		size_t flen;
+		char *file;
+		if (!nl)
+			break;
+		p = nl;
+		if (strncmp(line, "## ", 3) == 0)
+			break; /* the next appendix */
+		if (strncmp(line, "### ", 4) != 0)
+			continue;
+		ref = strstr(line, "(`transcripts/");
+		if (ref)
+			end = strstr(ref, "`)");
+		if (!ref || ref > nl || !end || end > nl)
+			fail_msg("Appendix C heading without a transcript file: %.*s", (int)(nl - line), line);
+		ref += strlen("(`transcripts/");
+		snprintf(name, sizeof(name), "transcripts/%.*s", (int)(end - ref), ref);
+		/* One blank line, then the indented block up to the first line
+		 * that is not indented (transcripts hold no blank lines). */
+		line = nl + 1;
+		if (*line != '\n')
+			fail_msg("%s: a blank line must follow the heading", name);
+		line++;
+		while (strncmp(line, "    ", 4) == 0) {
+			nl = strchr(line, '\n');
+			assert_non_null(nl);
+			lim_sb__put(&block, line + 4, (size_t)(nl - line - 4) + 1);
+			line = nl + 1;
+		}
+		p = line - 1;
+		assert_int_equal(lim_sb__check(&block), 0);
+		if (block.len == 0)
+			fail_msg("%s: no example block under its Appendix C heading", name);
+		file = slurp_spec(name, &flen);
+		if (flen != block.len || memcmp(file, block.ptr, flen) != 0) {
+			size_t i = 0, at = 0, lineno = 1;
+			while (i < flen && i < block.len && file[i] == block.ptr[i]) {
+				if (file[i] == '\n')
+					at = i + 1, lineno++;
+				i++;
+			}
+			fail_msg("Appendix C differs from %s at line %zu:\n  file: %.120s\n  spec: %.120s", name, lineno,
+			         file + at, block.ptr + at);
+		}
+		free(file);
+		lim_sb__free(&block);
+		blocks++;
+	}
+	free(spec);
+	assert_true(blocks >= 8);
+}
+
 static int kill_leftover(void **state)
 {
 	(void)state;
@@ -1045,6 +1254,8 @@ int main(void)
 		cmocka_unit_test(test_protocol__handshake_vectors),
 		cmocka_unit_test(test_protocol__handshake_json_matches_txt),
 		cmocka_unit_test(test_protocol__parser),
+		cmocka_unit_test(test_protocol__print_parse_round_trip),
+		cmocka_unit_test(test_protocol__appendix_c_matches_transcripts),
 #define ENTRY(name) cmocka_unit_test_teardown(test_protocol__##name, kill_leftover),
 		TRANSCRIPTS(ENTRY)
 #undef ENTRY

@@ -7,6 +7,7 @@
  */
 #include <sodium.h>
 #include "support.h"
+#include "backoff.h"
 #include "session.h"
 #include "text.h"
 
@@ -522,6 +523,287 @@ static void test_session__applied_callback_only_after_commit(void **state)
 	free(forged);
 	for (int i = 0; i < 4; i++)
 		free(mem[i]);
+/* ------------------------------------------------------------ before authentication */
+
+/* Feed one line to a fresh server-role session (in HELLO, or in AUTH once
+ * it has taken the client's HELLO) and return how it ended. The caller
+ * frees *out. */
+static lim_session *server_after(link_fixture *f, int take_hello, const char *line, lim_session_info *info,
+                                 char **out)
+{
+	lim_session_config cfg;
+	lim_session *srv, *cli;
+	size_t len, hello_len;
+	const char *o;
+	lim_session_config__defaults(&cfg);
+	srv = lim_session__new(f->b, 0, &cfg, f->now);
+	cli = lim_session__new(f->a, 1, &cfg, f->now);
+	if (take_hello) {
+		o = lim_session__output(cli, &len);
+		assert_int_equal(lim_session__feed(srv, o, len, f->now), 0); /* srv now says HELLO and AUTH */
+	}
+	lim_session__output(srv, &hello_len);
+	lim_session__consume(srv, hello_len);
+	lim_session__feed(srv, line, strlen(line), f->now);
+	lim_session__info(srv, info);
+	o = lim_session__output(srv, &len);
+	*out = calloc(1, len + 1);
+	memcpy(*out, o, len);
+	lim_session__free(cli);
+	return srv;
+}
+
+/*
+ * Before authentication only the keyword of a line is looked at: a VV or
+ * CH (malformed or not), an unknown keyword, or garbage earns the
+ * out-of-order 409 of the state, never the 400/422 their arguments would
+ * earn after the handshake. HELLO and AUTH themselves are still parsed
+ * strictly, an ERR is still taken as the peer's close, and the line limit
+ * still holds.
+ */
+static void test_session__only_the_handshake_is_parsed_before_auth(void **state)
+{
+	link_fixture *f = *state;
+	struct {
+		int take_hello; /* 0: the line comes first; 1: it comes in place of AUTH */
+		const char *line;
+		int code;
+		const char *reply; /* the session's whole output after the line */
+	} cases[] = {
+		{ 0, "VV zz:0\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "VV 79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664:0\n", 409,
+		  "ERR 409 the first line must be HELLO\n" },
+		{ 0, "CH\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "CH lim1 not a change\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "END 01\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "FROB 1\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "hello 1\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 0, "AUTH x\n", 409, "ERR 409 the first line must be HELLO\n" },
+		{ 1, "VV zz:0\n", 409, "ERR 409 expected AUTH\n" },
+		{ 1, "CH lim1 x\n", 409, "ERR 409 expected AUTH\n" },
+		{ 1, "PING a b c\n", 409, "ERR 409 expected AUTH\n" },
+		{ 1, "HELLO 1 x\n", 409, "ERR 409 expected AUTH\n" },
+		/* The handshake lines are parsed: their errors are still 400. */
+		{ 0, "HELLO 1 79B5562E8FE654F94078B112E8A98BA7901F853AE695BED7E0E3910BAD049664 x\n", 400,
+		  "ERR 400 HELLO id and nonce are 64 lowercase hex digits\n" },
+		{ 1, "AUTH x y\n", 400, "ERR 400 AUTH takes <128 hex signature> <64 hex proof>\n" },
+		/* An ERR is the peer closing, in any state: no reply. */
+		{ 0, "ERR 503 this node has no room for another connection\n", 503, "" },
+		{ 1, "ERR 426 this node speaks protocol version 1 only\n", 426, "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		lim_session_info info;
+		char *out;
+		lim_session *srv = server_after(f, cases[i].take_hello, cases[i].line, &info, &out);
+		if (!info.closed || info.error_code != cases[i].code || strcmp(out, cases[i].reply) != 0)
+			fail_msg("case %zu \"%s\": closed %d, ERR %d, output \"%s\"; wanted ERR %d, \"%s\"", i,
+			         cases[i].line, info.closed, info.error_code, out, cases[i].code, cases[i].reply);
+		assert_int_equal(info.error_sent, cases[i].reply[0] != '\0');
+		assert_false(info.authenticated);
+		free(out);
+		lim_session__free(srv);
+	}
+	/* A line over the limit is refused for its length, whatever it says. */
+	{
+		char *big = malloc(LIM_MAX_LINE_BYTES + 3);
+		lim_session_info info;
+		char *out;
+		memset(big, 'x', LIM_MAX_LINE_BYTES + 1);
+		big[LIM_MAX_LINE_BYTES + 1] = '\n';
+		big[LIM_MAX_LINE_BYTES + 2] = '\0';
+		lim_session *srv = server_after(f, 0, big, &info, &out);
+		assert_int_equal(info.error_code, LIM_PERR_TOO_LARGE);
+		free(out);
+		lim_session__free(srv);
+		free(big);
+	}
+	/* After the handshake, the same malformed VV is a parse error: 400. */
+	{
+		size_t len;
+		lim_session_info ib;
+		settle(f);
+		assert_true(lim_session__feed(f->sb, "VV zz:0\n", 8, f->now) < 0);
+		lim_session__info(f->sb, &ib);
+		assert_int_equal(ib.error_code, LIM_PERR_MALFORMED);
+		const char *o = lim_session__output(f->sb, &len);
+		assert_true(len > 8 && memcmp(o, "ERR 400 ", 8) == 0);
+	}
+}
+
+/* ------------------------------------------------------------ flow control */
+
+static size_t pending_of(lim_session *s)
+{
+	size_t len;
+	lim_session__output(s, &len);
+	return len;
+}
+
+/*
+ * A batch that must run past its limits to end on a verifying signature
+ * (hundreds of an author's changes with bad signatures in a row) is still
+ * written only while output is below the high-water mark: a peer that never
+ * reads leaves at most the mark plus one line (and an END and a SYNCED)
+ * waiting, however often the session is pumped. Once the peer reads, the
+ * batch completes and the link converges.
+ */
+static void test_session__extended_batch_respects_output_high_water(void **state)
+{
+	enum { N = 600, HIGH_WATER = 8192 };
+	link_fixture *f = *state;
+	lim_span run[N];
+	lim_batch_result res;
+	lim_session_config cfg;
+	lim_session_info ia, ib;
+	size_t longest = 0, run_bytes = 0;
+	char da[65], db[65];
+	/* seq 1 verifies, 2..N-1 do not (each linked to by the next), N does. */
+	char **chain = author_chain(N, 1, N - 2, run);
+
+	lim_session__free(f->sa);
+	lim_session__free(f->sb);
+	lim_session_config__defaults(&cfg);
+	cfg.batch_changes = 1; /* every change is a limit: the cut lands on seq 2 */
+	cfg.output_high_water = HIGH_WATER;
+	f->sa = lim_session__new(f->a, 1, &cfg, f->now);
+	f->sb = lim_session__new(f->b, 0, &cfg, f->now);
+	settle(f); /* handshake with nothing to send */
+
+	assert_int_equal(lim_db__apply_batch(f->b, run, N, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, N);
+	for (size_t i = 0; i < N; i++) {
+		size_t line = strlen("CH \n") + run[i].n;
+		longest = line > longest ? line : longest;
+		run_bytes += line;
+	}
+	assert_true(run_bytes > 10 * HIGH_WATER); /* the old way would have queued all of it */
+	lim_session__mark_dirty(f->sb);
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(lim_session__pump(f->sb, f->now), 0);
+		assert_true(pending_of(f->sb) <= HIGH_WATER + longest + strlen("END 1000\nSYNCED\n"));
+	}
+	lim_session__info(f->sb, &ib);
+	assert_true(ib.changes_out > 1 && ib.changes_out < N); /* it started, and it stopped */
+
+	/* The peer reads: the extended batch ends on seq N and a takes it all. */
+	settle(f);
+	lim_session__info(f->sa, &ia);
+	lim_session__info(f->sb, &ib);
+	assert_false(ia.closed);
+	assert_false(ib.closed);
+	assert_int_equal(ia.changes_in, N);
+	digest_of(f->a, da);
+	digest_of(f->b, db);
+	assert_string_equal(da, db);
+	for (size_t i = 0; i < N; i++)
+		free(chain[i]);
+	free(chain);
+}
+
+/*
+ * A peer that sends PINGs and never reads the PONGs is cut off with ERR 429
+ * once more than LIM_MAX_UNREAD_OUTPUT waits, having made the session hold
+ * no more than that plus the one reply that crossed it and the ERR line.
+ */
+static void test_session__unread_replies_end_with_err_429(void **state)
+{
+	static const char TOKEN[] = "0123456789012345678901234567890123456789012345678901234567890123";
+	link_fixture *f = *state;
+	lim_sb chunk = LIM_SB_INIT;
+	lim_session_info ib;
+	const char *out;
+	size_t len, fed = 0, pong = strlen("PONG \n") + strlen(TOKEN);
+	static const char ERR_LINE[] = "ERR 429 the peer sends requests without reading the replies\n";
+	int rc = 0;
+
+	settle(f);
+	while (chunk.len + pong <= 65536)
+		lim_sb__printf(&chunk, "PING %s\n", TOKEN);
+	assert_int_equal(lim_sb__check(&chunk), 0);
+	/* Read-sized pieces, as the node feeds them, until the session gives up. */
+	while (rc == 0) {
+		assert_true(fed <= 2 * (size_t)LIM_MAX_UNREAD_OUTPUT); /* it must give up well before this */
+		rc = lim_session__feed(f->sb, chunk.ptr, chunk.len, f->now);
+		fed += chunk.len;
+	}
+	lim_session__info(f->sb, &ib);
+	assert_true(ib.closed);
+	assert_int_equal(ib.error_code, LIM_PERR_FLOW);
+	assert_true(ib.error_sent);
+	out = lim_session__output(f->sb, &len);
+	assert_true(len > (size_t)LIM_MAX_UNREAD_OUTPUT);
+	assert_true(len <= (size_t)LIM_MAX_UNREAD_OUTPUT + pong + strlen(ERR_LINE));
+	assert_true(len >= strlen(ERR_LINE));
+	assert_memory_equal(out + len - strlen(ERR_LINE), ERR_LINE, strlen(ERR_LINE));
+	/* Closed: further input is refused and adds nothing. */
+	assert_true(lim_session__feed(f->sb, chunk.ptr, chunk.len, f->now) < 0);
+	assert_int_equal(pending_of(f->sb), len);
+	lim_sb__free(&chunk);
+}
+
+/* ------------------------------------------------------------ reconnect backoff */
+
+/* Random sources for lim_backoff__jittered: the lowest and highest draws. */
+static uint32_t draw_lowest(uint32_t upper_bound)
+{
+	(void)upper_bound;
+	return 0;
+}
+
+static uint32_t draw_highest(uint32_t upper_bound)
+{
+	return upper_bound - 1;
+}
+
+/* Doubling from the minimum, the cap, and the reset after a clean session. */
+static void test_session__backoff_doubles_up_to_the_cap(void **state)
+{
+	static const int64_t want[] = { 100, 200, 400, 800, 1600, 3200, 6400, 12800, 25600, 30000, 30000 };
+	int64_t b = 0;
+	(void)state;
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		b = lim_backoff__next(b, 100, 30000, 0);
+		assert_int_equal(b, want[i]);
+	}
+	assert_int_equal(lim_backoff__next(b, 100, 30000, 1), 100);
+	/* A cap that is not a power-of-two multiple of the minimum is reached exactly. */
+	assert_int_equal(lim_backoff__next(15000, 100, 30001, 0), 30000);
+	assert_int_equal(lim_backoff__next(15001, 100, 30001, 0), 30001);
+	/* min == max: constant; a huge cap does not overflow. */
+	assert_int_equal(lim_backoff__next(7, 7, 7, 0), 7);
+	assert_int_equal(lim_backoff__next(INT64_MAX / 2 + 1, 1, INT64_MAX, 0), INT64_MAX);
+}
+
+/* The wait stays within ±20% of the backoff, reaches both ends, and a real
+ * random source spreads over the range rather than sticking to one value. */
+static void test_session__backoff_jitter_stays_within_20_percent(void **state)
+{
+	static const int64_t bases[] = { 1, 4, 5, 100, 101, 12345, 30000 };
+	(void)state;
+	for (size_t i = 0; i < sizeof(bases) / sizeof(bases[0]); i++) {
+		int64_t base = bases[i], lo = base - base / 5, hi = base + base / 5;
+		int64_t seen_lo = INT64_MAX, seen_hi = 0;
+		assert_int_equal(lim_backoff__jittered(base, draw_lowest), lo);
+		assert_int_equal(lim_backoff__jittered(base, draw_highest), hi);
+		/* Within the 20% as real numbers too (integer rounding only narrows). */
+		assert_true(lo * 10 >= base * 8 && hi * 10 <= base * 12);
+		for (int k = 0; k < 2000; k++) {
+			int64_t w = lim_backoff__jittered(base, randombytes_uniform);
+			assert_true(w >= lo && w <= hi);
+			seen_lo = w < seen_lo ? w : seen_lo;
+			seen_hi = w > seen_hi ? w : seen_hi;
+		}
+		/* 2000 uniform draws over two or more values are all equal with
+		 * probability at most 2^-1999: a fixed wait would be a bug. */
+		if (hi > lo)
+			assert_true(seen_lo < seen_hi);
+	}
+	/* The defaults of PROTOCOL.md §12: 100 ms waits 80..120 ms, the cap 24..36 s. */
+	assert_int_equal(lim_backoff__jittered(100, draw_lowest), 80);
+	assert_int_equal(lim_backoff__jittered(100, draw_highest), 120);
+	assert_int_equal(lim_backoff__jittered(30000, draw_lowest), 24000);
+	assert_int_equal(lim_backoff__jittered(30000, draw_highest), 36000);
 }
 
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -537,6 +819,11 @@ int main(void)
 		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
 		T(test_session__forked_author_does_not_fail_the_batch),
 		T(test_session__applied_callback_only_after_commit),
+		T(test_session__only_the_handshake_is_parsed_before_auth),
+		T(test_session__extended_batch_respects_output_high_water),
+		T(test_session__unread_replies_end_with_err_429),
+		cmocka_unit_test(test_session__backoff_doubles_up_to_the_cap),
+		cmocka_unit_test(test_session__backoff_jitter_stays_within_20_percent),
 	};
 	return cmocka_run_group_tests_name("session", tests, NULL, NULL);
 }

@@ -59,7 +59,8 @@
  * /tmp (fsync is not what this test is about).
  *
  *   LIM_SEEDS=n      number of seeds to run (default 200, seeds 1..n)
- *   LIM_SEED=s       run only seed s (printed on any failure)
+ *   LIM_SEED=s       run only seed s (each seed is printed to stderr before
+ *                    it runs, so a crash or timeout still names it)
  *   LIM_SIM_TRACE=1  print every action and delivered chunk
  */
 #define _POSIX_C_SOURCE 200809L
@@ -1030,6 +1031,15 @@ static void sim_init(sim *S, sim_stats *st, uint64_t seed, const sim_params *P)
 	         getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR")
 	         : access("/dev/shm", W_OK) == 0   ? "/dev/shm"
 	                                           : "/tmp");
+	/* Before anything runs: a crash, an ASan abort or a ctest timeout kills
+	 * the process before report_failure can name the seed, so the last
+	 * line of this kind on stderr is the seed that was running. */
+	if (strcmp(g_case, "random_seeds") == 0)
+		fprintf(stderr, "sim: case %s, seed %llu (rerun with LIM_SEED=%llu)\n", g_case,
+		        (unsigned long long)seed, (unsigned long long)seed);
+	else
+		fprintf(stderr, "sim: case %s, seed %llu\n", g_case, (unsigned long long)seed);
+	fflush(stderr);
 	S->g.s = seed * 0x9E3779B97F4A7C15ull ^ 0x5DEECE66Dull;
 	det_reseed(seed);
 	S->st = st;

@@ -119,6 +119,27 @@ func (s *Session) ReadMsg(deadline time.Time) (*Msg, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.parseLine(line)
+}
+
+// readHandshake reads one line before authentication (PROTOCOL.md §4): the
+// keyword alone decides, and only the expected handshake message (want) or
+// an ERR is parsed further; any other line earns the state's 409 unread.
+func (s *Session) readHandshake(want, outOfOrder string, deadline time.Time) (*Msg, error) {
+	line, err := s.ReadLine(deadline)
+	if err != nil {
+		return nil, err
+	}
+	if len(line) > MaxLineBytes {
+		return nil, s.Fail(perr(413, "line too long"))
+	}
+	if name, _, _ := strings.Cut(line, " "); name != want && name != "ERR" {
+		return nil, s.Fail(perr(409, outOfOrder))
+	}
+	return s.parseLine(line)
+}
+
+func (s *Session) parseLine(line string) (*Msg, error) {
 	m, pe := ParseMessage(line)
 	if pe != nil {
 		return nil, s.Fail(pe)
@@ -145,12 +166,9 @@ func (s *Session) Authenticate(deadline time.Time) error {
 	if err := s.Send(s.MyHello); err != nil {
 		return err
 	}
-	m, err := s.ReadMsg(deadline)
+	m, err := s.readHandshake("HELLO", "the first line must be HELLO", deadline)
 	if err != nil {
 		return err
-	}
-	if m.Name != "HELLO" {
-		return s.Fail(perr(409, "the first line must be HELLO"))
 	}
 	if m.Version != ProtocolVersion {
 		return s.Fail(perr(426, "this node speaks protocol version 1 only"))
@@ -177,12 +195,9 @@ func (s *Session) Authenticate(deadline time.Time) error {
 	if err := s.Send(AuthLine(sig, NetworkProof(s.cfg.NetworkKey, s.cfg.Role, s.TH))); err != nil {
 		return err
 	}
-	m, err = s.ReadMsg(deadline)
+	m, err = s.readHandshake("AUTH", "expected AUTH", deadline)
 	if err != nil {
 		return err
-	}
-	if m.Name != "AUTH" {
-		return s.Fail(perr(409, "expected AUTH"))
 	}
 	if !HandshakeVerify(s.PeerID, s.peerRole(), s.TH, m.Sig) {
 		return s.Fail(perr(401, "the handshake signature does not verify for the claimed node id"))
