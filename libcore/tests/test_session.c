@@ -523,6 +523,8 @@ static void test_session__applied_callback_only_after_commit(void **state)
 	free(forged);
 	for (int i = 0; i < 4; i++)
 		free(mem[i]);
+}
+
 /* ------------------------------------------------------------ before authentication */
 
 /* Feed one line to a fresh server-role session (in HELLO, or in AUTH once
