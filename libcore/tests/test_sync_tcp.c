@@ -1872,7 +1872,8 @@ static void test_sync_tcp__reject_garbage_first_line(void **state)
 	c = raw_new(t->key);
 	raw_connect(c, t->node.addr);
 	raw_sendf(c, "GET / HTTP/1.1\n");
-	raw_expect_err_text(c, LIM_PERR_MALFORMED, 0, "unknown message");
+	/* Before authentication only the keyword is read (PROTOCOL.md §4). */
+	raw_expect_err_text(c, LIM_PERR_STATE, 0, "the first line must be HELLO");
 	raw_dispose(c);
 	rj_check_unchanged_and_serving(t);
 	rj_done(t);
