@@ -229,8 +229,11 @@ static void test_crashloop__sync_node_killed_at_random(void **state)
 	print_message("crashloop: the peer's seq in the victim's VV went %llu -> %llu, growing across %d of %d kills\n",
 	              (unsigned long long)peer_seq_first, (unsigned long long)peer_seq, kills_with_remote, iterations);
 	/* The victim applied remote changes throughout, not once at the start:
-	 * the peer writes every 20 ms and the victim lives 10..100 ms a time. */
-	if (peer_seq <= peer_seq_first || kills_with_remote < iterations / 4)
+	 * the peer writes every 20 ms and the victim lives 10..100 ms a time.
+	 * Seen: in 99 of 100 lives (release), 85 (ASan); a tenth leaves room
+	 * for a loaded machine while still failing a victim that stopped
+	 * syncing after its first few lives. */
+	if (peer_seq <= peer_seq_first || kills_with_remote < iterations / 10)
 		fail_msg("the victim applied remote changes in only %d of %d lives", kills_with_remote, iterations);
 
 	/* Every acknowledged write survived the kills, before any sync could
