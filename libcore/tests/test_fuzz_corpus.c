@@ -62,14 +62,14 @@ static const fuzz_target TARGETS[] = {
 };
 #else
 static const fuzz_target TARGETS[] = {
-	{ "fuzz_line", fuzz_line_one, 10 },
-	{ "fuzz_change", fuzz_change_one, 4 },
-	{ "fuzz_pack", fuzz_pack_one, 2 },
-	{ "fuzz_json", fuzz_json_one, 5 },
-	{ "fuzz_session", fuzz_session_one, 10 },
-	{ "fuzz_session_signed", fuzz_session_signed_one, 3 },
+	{ "fuzz_line", fuzz_line_one, 10, NULL, 0 },
+	{ "fuzz_change", fuzz_change_one, 4, NULL, 0 },
+	{ "fuzz_pack", fuzz_pack_one, 2, NULL, 0 },
+	{ "fuzz_json", fuzz_json_one, 5, NULL, 0 },
+	{ "fuzz_session", fuzz_session_one, 10, NULL, 0 },
+	{ "fuzz_session_signed", fuzz_session_signed_one, 3, NULL, 0 },
 	/* fuzz_session_nv runs fuzz_session.c; its corpus replays through it. */
-	{ "fuzz_session_nv", fuzz_session_one, 0 },
+	{ "fuzz_session_nv", fuzz_session_one, 0, NULL, 0 },
 };
 #endif
 
