@@ -41,7 +41,7 @@ int64_t lim_db__now_ms(const lim_db *db)
 
 int lim_db__check_writable(lim_db *db)
 {
-	if (db->st.failed)
+	if (lim_store__failed(&db->st))
 		return lim__error(LIM_EFAILED, "the store is in a failed state after an I/O error; reopen it");
 	return 0;
 }
@@ -518,7 +518,7 @@ static int run_write(lim_db *db, const target *t, int need_path, write_fn fn, co
 	implicit = !db->txn_open;
 	if (implicit && (rc = txn_start(db, 0)) < 0)
 		goto out;
-	if (!implicit && (rc = lim_store__exec(&db->st, "SAVEPOINT lim_op")) < 0)
+	if (!implicit && (rc = lim_store__run(&db->st, LIM_ST_SAVEPOINT_OP, "starting a savepoint")) < 0)
 		goto out;
 	size_t ops_len = db->txn_ops.ops.len, nops = db->txn_ops.nops;
 	rc = fn(db, &local, arg);
@@ -526,12 +526,13 @@ static int run_write(lim_db *db, const target *t, int need_path, write_fn fn, co
 		rc = rc < 0 ? (txn_abort(db), rc) : txn_finish(db);
 	} else if (rc < 0) {
 		int keep = rc;
-		lim_store__exec(&db->st, "ROLLBACK TO lim_op; RELEASE lim_op");
+		if (lim_store__run(&db->st, LIM_ST_ROLLBACK_TO_OP, "undoing a write") == 0)
+			lim_store__run(&db->st, LIM_ST_RELEASE_OP, "undoing a write");
 		db->txn_ops.ops.len = ops_len;
 		db->txn_ops.nops = nops;
 		rc = keep;
 	} else {
-		rc = lim_store__exec(&db->st, "RELEASE lim_op");
+		rc = lim_store__run(&db->st, LIM_ST_RELEASE_OP, "releasing a savepoint");
 	}
 out:
 	LIM_DB_UNLOCK(db);

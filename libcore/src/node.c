@@ -707,11 +707,19 @@ int lim_node_start(lim_node **out, lim_db *db, const lim_node_options *opts)
 		free_node(n);
 		return lim__error(LIM_EEXISTS, "a node is already running on this store");
 	}
+	/* A node is where long runs of commits come from (catch-up applies
+	 * batch after batch): keep the checkpoints off its thread. */
+	if ((rc = lim_store__bg_checkpoint_start(&db->st)) < 0) {
+		LIM_DB_UNLOCK(db);
+		free_node(n);
+		return rc;
+	}
 	db->on_commit = on_commit;
 	db->on_commit_ctx = n;
 	LIM_DB_UNLOCK(db);
 	if (pthread_create(&n->thread, NULL, loop, n) != 0) {
 		LIM_DB_LOCK(db);
+		lim_store__bg_checkpoint_stop(&db->st);
 		db->on_commit = NULL;
 		LIM_DB_UNLOCK(db);
 		free_node(n);
@@ -741,6 +749,7 @@ void lim_node_free(lim_node *n)
 		pthread_cond_wait(&n->ev_cv, &n->ev_mu);
 	pthread_mutex_unlock(&n->ev_mu);
 	LIM_DB_LOCK(n->db);
+	lim_store__bg_checkpoint_stop(&n->db->st);
 	n->db->on_commit = NULL;
 	n->db->on_commit_ctx = NULL;
 	LIM_DB_UNLOCK(n->db);

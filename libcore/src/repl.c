@@ -234,11 +234,42 @@ static void short_id(char out[17], const unsigned char author[LIM_ID_BYTES])
 	lim_hex__encode(out, author, 8);
 }
 
-static int store_change(lim_db *db, const lim_change *c, int64_t author_id, const unsigned char hash[LIM_HASH_BYTES])
+/*
+ * The author row of the last change applied, as it stands after it: a
+ * batch is mostly runs of one author, and looking the author up again for
+ * every change was a measurable part of catch-up (BENCHMARKS.md). Valid
+ * only within the transaction (and savepoint) that filled it; whoever
+ * rolls back clears it.
+ */
+typedef struct {
+	int valid;
+	unsigned char key[LIM_ID_BYTES];
+	int64_t id;
+	uint64_t max_seq, head_hlc;
+	unsigned char head[LIM_HASH_BYTES];
+} author_cache;
+
+static int author_state(lim_db *db, author_cache *ac, const unsigned char key[LIM_ID_BYTES], int64_t *id,
+                        uint64_t *max_seq, unsigned char head[LIM_HASH_BYTES], uint64_t *head_hlc)
+{
+	if (ac && ac->valid && memcmp(ac->key, key, LIM_ID_BYTES) == 0) {
+		*id = ac->id;
+		*max_seq = ac->max_seq;
+		*head_hlc = ac->head_hlc;
+		memcpy(head, ac->head, LIM_HASH_BYTES);
+		return 0;
+	}
+	return lim_db__author(db, key, id, max_seq, head, head_hlc);
+}
+
+static int store_change(lim_db *db, const lim_change *c, int64_t author_id, const unsigned char hash[LIM_HASH_BYTES],
+                        author_cache *ac)
 {
 	unsigned char link[LIM_HASH_BYTES];
 	sqlite3_stmt *q;
 	int rc;
+	if (ac)
+		ac->valid = 0;
 	if (author_id == 0) {
 		if (!(q = lim_store__stmt(&db->st, LIM_ST_AUTHOR_INSERT)))
 			return LIM_EIO;
@@ -263,7 +294,15 @@ static int store_change(lim_db *db, const lim_change *c, int64_t author_id, cons
 	sqlite3_bind_int64(q, 2, (sqlite3_int64)c->seq);
 	sqlite3_bind_blob(q, 3, link, LIM_HASH_BYTES, SQLITE_STATIC);
 	sqlite3_bind_int64(q, 4, (sqlite3_int64)c->hlc);
-	return lim_store__step_done(&db->st, q, "advancing an author");
+	if ((rc = lim_store__step_done(&db->st, q, "advancing an author")) < 0 || !ac)
+		return rc;
+	ac->valid = 1;
+	memcpy(ac->key, c->author, LIM_ID_BYTES);
+	ac->id = author_id;
+	ac->max_seq = c->seq;
+	ac->head_hlc = c->hlc;
+	memcpy(ac->head, link, LIM_HASH_BYTES);
+	return 0;
 }
 
 static int merge_ops(lim_db *db, const lim_change *c)
@@ -292,9 +331,11 @@ static int held_hash(lim_db *db, int64_t author_id, uint64_t seq, unsigned char 
 	                         : lim_store__error(&db->st, rc, "reading the change log");
 }
 
-/* Validate and apply one change inside an open transaction. */
+/* Validate and apply one change inside an open transaction. `ac` may be
+ * NULL; a failure that is not skippable leaves it to the caller, who rolls
+ * back, to clear it. */
 static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats *stats, evidence *ev,
-                     int verify_sig, lim_change *out_parsed)
+                     int verify_sig, lim_change *out_parsed, author_cache *ac)
 {
 	lim_change c;
 	unsigned char hash[LIM_HASH_BYTES], head[LIM_HASH_BYTES];
@@ -307,7 +348,7 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		return rc;
 	short_id(who, c.author);
 	lim_change__hash(hash, bytes, c.body_len);
-	if ((rc = lim_db__author(db, c.author, &author_id, &max_seq, head, &head_hlc)) < 0)
+	if ((rc = author_state(db, ac, c.author, &author_id, &max_seq, head, &head_hlc)) < 0)
 		goto out;
 	if (c.seq <= max_seq) {
 		unsigned char held[LIM_HASH_BYTES];
@@ -370,7 +411,7 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		rc = lim__error(LIM_ESIGNATURE, "change %s.../%llu: the signature does not verify", who, (unsigned long long)c.seq);
 		goto out;
 	}
-	if ((rc = store_change(db, &c, author_id, hash)) < 0 || (rc = merge_ops(db, &c)) < 0)
+	if ((rc = store_change(db, &c, author_id, hash, ac)) < 0 || (rc = merge_ops(db, &c)) < 0)
 		goto out;
 	db->clock_last = lim_hlc__observe(db->clock_last, c.hlc);
 	stats->applied++;
@@ -425,7 +466,7 @@ int lim_db_apply(lim_db *db, const char *bytes, size_t len, lim_apply_stats *sta
 	LIM_DB_LOCK(db);
 	if ((rc = check_can_apply(db)) < 0 || (rc = lim_store__begin(&db->st)) < 0)
 		goto out;
-	rc = apply_one(db, bytes, len, &local, &ev, 1, NULL);
+	rc = apply_one(db, bytes, len, &local, &ev, 1, NULL, NULL);
 	if (rc < 0) {
 		int code = rc;
 		lim_store__rollback(&db->st);
@@ -489,6 +530,7 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 	evidence ev;
 	lim_change who;
 	applied_change *applied = NULL;
+	author_cache ac = { 0 };
 	int rc;
 	size_t i = 0;
 
@@ -513,12 +555,12 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 				end++;
 		if (end - i > 1) {
 			/* Fast path: hash-check the run, verify only its last signature. */
-			if ((rc = lim_store__exec(&db->st, "SAVEPOINT lim_run")) < 0)
+			if ((rc = lim_store__run(&db->st, LIM_ST_SAVEPOINT_RUN, "starting a savepoint")) < 0)
 				break;
 			for (size_t k = i; k < end && fast_ok; k++)
-				fast_ok = apply_one(db, changes[k].p, changes[k].n, &st, &ev, k + 1 == end, &who) == 0;
+				fast_ok = apply_one(db, changes[k].p, changes[k].n, &st, &ev, k + 1 == end, &who, &ac) == 0;
 			if (fast_ok) {
-				rc = lim_store__exec(&db->st, "RELEASE lim_run");
+				rc = lim_store__run(&db->st, LIM_ST_RELEASE_RUN, "releasing a savepoint");
 				/* The run's duplicates come first: its applied changes are its last ones. */
 				for (uint64_t q = st.applied - before; applied && q > 0; q--) {
 					memcpy(applied[st.applied - q].author, a0, LIM_ID_BYTES);
@@ -530,14 +572,16 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 			/* Something in the run is off: undo it and go change by change
 			 * with every signature checked, to know exactly what to keep. */
 			ev.pending = 0;
+			ac.valid = 0;
 			st.applied = before;
 			st.duplicates = before_dup;
-			if ((rc = lim_store__exec(&db->st, "ROLLBACK TO lim_run; RELEASE lim_run")) < 0)
+			if (((rc = lim_store__run(&db->st, LIM_ST_ROLLBACK_TO_RUN, "undoing a run")) < 0 ||
+			    (rc = lim_store__run(&db->st, LIM_ST_RELEASE_RUN, "undoing a run")) < 0))
 				break;
 		}
 		for (size_t k = i; k < end && rc == 0; k++) {
 			size_t had = st.applied;
-			int r = apply_one(db, changes[k].p, changes[k].n, &st, &ev, 1, &who);
+			int r = apply_one(db, changes[k].p, changes[k].n, &st, &ev, 1, &who, &ac);
 			if (r == 0 && st.applied > had && applied) {
 				memcpy(applied[had].author, who.author, LIM_ID_BYTES);
 				applied[had].seq = who.seq;
@@ -675,6 +719,7 @@ static int next_line(line_reader *r, const char **line, size_t *len, int *termin
 
 static int import_lines(lim_db *db, line_reader *r, lim_apply_stats *stats, evidence *ev)
 {
+	author_cache ac = { 0 };
 	crypto_generichash_state h;
 	const char *line;
 	size_t len, count = 0, lineno = 1;
@@ -715,7 +760,8 @@ static int import_lines(lim_db *db, line_reader *r, lim_apply_stats *stats, evid
 		}
 		crypto_generichash_update(&h, (const unsigned char *)line, len);
 		crypto_generichash_update(&h, (const unsigned char *)"\n", 1);
-		if ((rc = apply_one(db, line, len, stats, ev, 1, NULL)) < 0)
+		/* Any failure rolls the whole pack back, the cache with it. */
+		if ((rc = apply_one(db, line, len, stats, ev, 1, NULL, &ac)) < 0)
 			return lim__error_prefix(rc, "pack line %zu", lineno);
 		count++;
 	}

@@ -18,6 +18,8 @@
  * SQLite's memcmp ordering of blobs is the merge order.
  */
 #include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include "store.h"
 
@@ -86,6 +88,14 @@ static const char *const SQL[LIM_ST_COUNT] = {
 	[LIM_ST_DATA_VERSION] = "PRAGMA data_version",
 	[LIM_ST_SUBTREE_RENDER] = "SELECT path, json FROM fields WHERE coll = ?1 AND doc = ?2 AND kind != 0"
 	                          " AND (path = ?3 OR (path > ?3 || '.' AND path < ?3 || '/'))",
+	[LIM_ST_BEGIN] = "BEGIN IMMEDIATE",
+	[LIM_ST_COMMIT] = "COMMIT",
+	[LIM_ST_SAVEPOINT_OP] = "SAVEPOINT lim_op",
+	[LIM_ST_RELEASE_OP] = "RELEASE lim_op",
+	[LIM_ST_ROLLBACK_TO_OP] = "ROLLBACK TO lim_op",
+	[LIM_ST_SAVEPOINT_RUN] = "SAVEPOINT lim_run",
+	[LIM_ST_RELEASE_RUN] = "RELEASE lim_run",
+	[LIM_ST_ROLLBACK_TO_RUN] = "ROLLBACK TO lim_run",
 };
 
 int lim_store__error(lim_store *st, int rc, const char *doing)
@@ -135,24 +145,32 @@ int lim_store__step_done(lim_store *st, sqlite3_stmt *stmt, const char *doing)
 	return lim_store__error(st, rc, doing);
 }
 
+int lim_store__run(lim_store *st, lim_stmt_id id, const char *doing)
+{
+	sqlite3_stmt *q = lim_store__stmt(st, id);
+	return q ? lim_store__step_done(st, q, doing) : LIM_EIO;
+}
+
 int lim_store__begin(lim_store *st)
 {
-	int rc = sqlite3_exec(st->sql, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	return rc == SQLITE_OK ? 0 : lim_store__error(st, rc, "starting a transaction");
+	return lim_store__run(st, LIM_ST_BEGIN, "starting a transaction");
 }
 
 int lim_store__commit(lim_store *st)
 {
-	int rc = sqlite3_exec(st->sql, "COMMIT", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
+	sqlite3_stmt *q = lim_store__stmt(st, LIM_ST_COMMIT);
+	int rc = q ? sqlite3_step(q) : SQLITE_NOMEM;
+	if (q)
+		sqlite3_reset(q);
+	if (rc == SQLITE_DONE)
 		return 0;
 	/* A failed sync may have lost data that SQLite believes written; never
 	 * retry into a success that is not one (DESIGN.md, security rules). */
 	if ((rc & 0xff) == SQLITE_IOERR)
-		st->failed = 1;
+		__atomic_store_n(&st->failed, 1, __ATOMIC_SEQ_CST);
 	lim_store__error(st, rc, "committing");
 	sqlite3_exec(st->sql, "ROLLBACK", NULL, NULL, NULL);
-	return st->failed ? lim__error_prefix(LIM_EFAILED, "the store is now in a failed state; reopen it") : LIM_EIO;
+	return lim_store__failed(st) ? lim__error_prefix(LIM_EFAILED, "the store is now in a failed state; reopen it") : LIM_EIO;
 }
 
 void lim_store__rollback(lim_store *st)
@@ -248,6 +266,7 @@ int lim_store__open(lim_store *st, const char *path, int create, int synchronous
 	/* Only now that the file is known to be ours (or empty) may it be changed. */
 	if (!memory && (rc = lim_store__exec(st, "PRAGMA journal_mode = WAL")) < 0)
 		goto fail;
+	st->synchronous_full = synchronous == LIM_SYNC_FULL;
 	if ((rc = lim_store__exec(st, synchronous == LIM_SYNC_FULL ? "PRAGMA synchronous = FULL"
 	                                                           : "PRAGMA synchronous = NORMAL")) < 0)
 		goto fail;
@@ -270,6 +289,7 @@ fail:
 
 void lim_store__close(lim_store *st)
 {
+	lim_store__bg_checkpoint_stop(st);
 	for (int i = 0; i < LIM_ST_COUNT; i++) {
 		sqlite3_finalize(st->stmts[i]);
 		st->stmts[i] = NULL;
@@ -277,4 +297,142 @@ void lim_store__close(lim_store *st)
 	if (st->sql)
 		sqlite3_close_v2(st->sql);
 	st->sql = NULL;
+}
+
+int lim_store__failed(lim_store *st)
+{
+	return __atomic_load_n(&st->failed, __ATOMIC_SEQ_CST);
+}
+
+/* ------------------------------------------------------------ background checkpoints */
+
+/* SQLite's own default: checkpoint once the WAL holds this many frames. */
+#define CKPT_FRAMES 1000
+/* A PASSIVE checkpoint running beside a writer never catches up with the
+ * frames committed meanwhile, and the WAL only starts over from its
+ * beginning once everything in it has been copied; past this size the
+ * writer copies the (short) remainder itself, as SQLite would, so the WAL
+ * file stays bounded (32 MiB of 4 KiB pages). */
+#define CKPT_WRITER_FRAMES 8000
+
+struct lim_ckpt {
+	lim_store *st;
+	sqlite3 *conn;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int requested, stop;
+};
+
+static void ckpt_result(lim_store *st, int rc)
+{
+	/* A checkpoint whose write or fsync failed may have lost pages that
+	 * the kernel now reports clean; a later one "succeeding" would let the
+	 * WAL be reset over them (DESIGN.md, security rules). */
+	if ((rc & 0xff) == SQLITE_IOERR)
+		__atomic_store_n(&st->failed, 1, __ATOMIC_SEQ_CST);
+}
+
+static void *ckpt_loop(void *arg)
+{
+	lim_ckpt *c = arg;
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->requested && !c->stop)
+			pthread_cond_wait(&c->cv, &c->mu);
+		if (c->stop)
+			break;
+		c->requested = 0;
+		pthread_mutex_unlock(&c->mu);
+		if (!lim_store__failed(c->st))
+			ckpt_result(c->st, sqlite3_wal_checkpoint_v2(c->conn, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Runs in the committing thread, after each commit, with the WAL size. */
+static int ckpt_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	lim_ckpt *c = arg;
+	if (frames >= CKPT_WRITER_FRAMES) {
+		/* SQLITE_BUSY while the background one runs: try after the next commit. */
+		if (!lim_store__failed(c->st))
+			ckpt_result(c->st, sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
+	} else if (frames >= CKPT_FRAMES) {
+		pthread_mutex_lock(&c->mu);
+		c->requested = 1;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return SQLITE_OK;
+}
+
+int lim_store__bg_checkpoint_start(lim_store *st)
+{
+	const char *path = sqlite3_db_filename(st->sql, "main");
+	sqlite3_vfs *vfs = NULL;
+	sqlite3_stmt *q;
+	int wal = 0, rc;
+	lim_ckpt *c;
+
+	if (st->ckpt || !path || !*path)
+		return 0;
+	if (sqlite3_prepare_v2(st->sql, "PRAGMA journal_mode", -1, &q, NULL) == SQLITE_OK) {
+		if (sqlite3_step(q) == SQLITE_ROW)
+			wal = sqlite3_stricmp((const char *)sqlite3_column_text(q, 0), "wal") == 0;
+		sqlite3_finalize(q);
+	}
+	if (!wal)
+		return 0;
+	sqlite3_file_control(st->sql, "main", SQLITE_FCNTL_VFS_POINTER, &vfs);
+	if (!(c = calloc(1, sizeof(*c))))
+		return lim__error(LIM_ENOMEM, "out of memory");
+	c->st = st;
+	/* Its own connection: a checkpoint on the writer's would take the
+	 * writer's connection mutex for its whole duration. */
+	rc = sqlite3_open_v2(path, &c->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, vfs ? vfs->zName : NULL);
+	if (rc != SQLITE_OK) {
+		rc = lim__error(LIM_EIO, "opening the store for checkpoints: %s",
+		                c->conn ? sqlite3_errmsg(c->conn) : sqlite3_errstr(rc));
+		sqlite3_close_v2(c->conn);
+		free(c);
+		return rc;
+	}
+	/* The same durability as the writer's connection: its default is FULL. */
+	sqlite3_exec(c->conn, st->synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+	             NULL, NULL, NULL);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	if (pthread_create(&c->thread, NULL, ckpt_loop, c) != 0) {
+		pthread_mutex_destroy(&c->mu);
+		pthread_cond_destroy(&c->cv);
+		sqlite3_close_v2(c->conn);
+		free(c);
+		return lim__error(LIM_ERROR, "cannot start the checkpoint thread");
+	}
+	st->ckpt = c;
+	/* Replaces SQLite's auto-checkpoint, which is itself a WAL hook. */
+	sqlite3_wal_hook(st->sql, ckpt_wal_hook, c);
+	return 0;
+}
+
+void lim_store__bg_checkpoint_stop(lim_store *st)
+{
+	lim_ckpt *c = st->ckpt;
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->mu);
+	c->stop = 1;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	sqlite3_close_v2(c->conn);
+	pthread_mutex_destroy(&c->mu);
+	pthread_cond_destroy(&c->cv);
+	free(c);
+	st->ckpt = NULL;
+	if (st->sql)
+		sqlite3_wal_autocheckpoint(st->sql, CKPT_FRAMES);
 }
