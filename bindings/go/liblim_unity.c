@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 683f53f13f9c86fde344e87f20ad980553d7d66292106817fa40d57d343c21b9 */
+/* libcore digest (sha256): 1355c5a6b9c78f00d70ed6cccd4f4a205d898e1c93bc7b82a1d94b4f2e72acd7 */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
