@@ -243,11 +243,36 @@ static void short_id(char out[17], const unsigned char author[LIM_ID_BYTES])
  */
 typedef struct {
 	int valid;
+	/* Within a run applied as a whole, the author's row is written once at
+	 * the end (author_flush) instead of after every change: `defer` asks
+	 * for that, `dirty` says the row lags behind this cache. */
+	int defer, dirty;
 	unsigned char key[LIM_ID_BYTES];
 	int64_t id;
 	uint64_t max_seq, head_hlc;
 	unsigned char head[LIM_HASH_BYTES];
 } author_cache;
+
+static int advance_author(lim_db *db, int64_t author_id, uint64_t seq, const unsigned char link[LIM_HASH_BYTES],
+                          uint64_t hlc)
+{
+	sqlite3_stmt *q = lim_store__stmt(&db->st, LIM_ST_AUTHOR_ADVANCE);
+	if (!q)
+		return LIM_EIO;
+	sqlite3_bind_int64(q, 1, author_id);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)seq);
+	sqlite3_bind_blob(q, 3, link, LIM_HASH_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 4, (sqlite3_int64)hlc);
+	return lim_store__step_done(&db->st, q, "advancing an author");
+}
+
+static int author_flush(lim_db *db, author_cache *ac)
+{
+	if (!ac->dirty)
+		return 0;
+	ac->dirty = 0;
+	return advance_author(db, ac->id, ac->max_seq, ac->head, ac->head_hlc);
+}
 
 static int author_state(lim_db *db, author_cache *ac, const unsigned char key[LIM_ID_BYTES], int64_t *id,
                         uint64_t *max_seq, unsigned char head[LIM_HASH_BYTES], uint64_t *head_hlc)
@@ -268,6 +293,8 @@ static int store_change(lim_db *db, const lim_change *c, int64_t author_id, cons
 	unsigned char link[LIM_HASH_BYTES];
 	sqlite3_stmt *q;
 	int rc;
+	if (ac && ac->dirty && memcmp(ac->key, c->author, LIM_ID_BYTES) != 0 && (rc = author_flush(db, ac)) < 0)
+		return rc;
 	if (ac)
 		ac->valid = 0;
 	if (author_id == 0) {
@@ -287,15 +314,12 @@ static int store_change(lim_db *db, const lim_change *c, int64_t author_id, cons
 	sqlite3_bind_blob(q, 5, c->bytes, (int)c->len, SQLITE_STATIC);
 	if ((rc = lim_store__step_done(&db->st, q, "writing the change log")) < 0)
 		return rc;
-	if (!(q = lim_store__stmt(&db->st, LIM_ST_AUTHOR_ADVANCE)))
-		return LIM_EIO;
 	lim_change__link(link, hash, c->sig);
-	sqlite3_bind_int64(q, 1, author_id);
-	sqlite3_bind_int64(q, 2, (sqlite3_int64)c->seq);
-	sqlite3_bind_blob(q, 3, link, LIM_HASH_BYTES, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 4, (sqlite3_int64)c->hlc);
-	if ((rc = lim_store__step_done(&db->st, q, "advancing an author")) < 0 || !ac)
+	if (!(ac && ac->defer) && (rc = advance_author(db, author_id, c->seq, link, c->hlc)) < 0)
 		return rc;
+	if (!ac)
+		return 0;
+	ac->dirty = ac->defer;
 	ac->valid = 1;
 	memcpy(ac->key, c->author, LIM_ID_BYTES);
 	ac->id = author_id;
@@ -557,8 +581,12 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 			/* Fast path: hash-check the run, verify only its last signature. */
 			if ((rc = lim_store__run(&db->st, LIM_ST_SAVEPOINT_RUN, "starting a savepoint")) < 0)
 				break;
+			ac.defer = 1;
 			for (size_t k = i; k < end && fast_ok; k++)
 				fast_ok = apply_one(db, changes[k].p, changes[k].n, &st, &ev, k + 1 == end, &who, &ac) == 0;
+			ac.defer = 0;
+			if (fast_ok && (rc = author_flush(db, &ac)) < 0)
+				break;
 			if (fast_ok) {
 				rc = lim_store__run(&db->st, LIM_ST_RELEASE_RUN, "releasing a savepoint");
 				/* The run's duplicates come first: its applied changes are its last ones. */
@@ -573,6 +601,7 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 			 * with every signature checked, to know exactly what to keep. */
 			ev.pending = 0;
 			ac.valid = 0;
+			ac.dirty = 0;
 			st.applied = before;
 			st.duplicates = before_dup;
 			if (((rc = lim_store__run(&db->st, LIM_ST_ROLLBACK_TO_RUN, "undoing a run")) < 0 ||
