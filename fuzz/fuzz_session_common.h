@@ -164,14 +164,14 @@ static inline void fuzz_peer_handshake(fuzz_peer *p)
  * client that closes with "ERR 500 the client's store failed" after the
  * handshake; the server records it and closes without a reply.
  *
- * An ERR 500 sent would be a real failure. The server sends it (LIM_PERR_INTERNAL in
+ * An ERR 500 sent is a finding. The server sends it (LIM_PERR_INTERNAL in
  * session.c) only when its own store fails (on_end: LIM_EIO, LIM_EFAILED,
  * LIM_ENOMEM, LIM_ETXN; pump_log, pump_extension: reading the log) or it
  * runs out of memory. Nothing here can make that happen but the input:
  * the store is a fresh :memory: one on a fixed clock, no fault is
  * injected, and the harness holds no transaction (one held would turn
  * every batch into ERR 500 "cannot apply remote changes while a local
- * transaction is open").
+ * transaction is open"; test_fuzz_corpus checks this oracle catches that).
  * Remote bytes must earn a 4xx refusal, never make the node's store fail,
  * and a session's input is all remote bytes. */
 static inline void fuzz_peer_finish(fuzz_peer *p)
@@ -189,6 +189,8 @@ static inline void fuzz_peer_finish(fuzz_peer *p)
 		FUZZ_CHECK(info.closed, "ERR sent but the session is open");
 		FUZZ_CHECK(p->saw_err, "ERR %d recorded but no ERR line went out", info.error_code);
 		FUZZ_CHECK(info.error_code >= 400 && info.error_code <= 599, "ERR code %d", info.error_code);
+		FUZZ_CHECK(info.error_code != LIM_PERR_INTERNAL,
+		           "the input made the server's own store fail: it sent ERR 500 %s", info.error);
 	} else {
 		FUZZ_CHECK(!p->saw_err, "an ERR line went out but none is recorded");
 	}
