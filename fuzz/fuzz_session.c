@@ -17,8 +17,10 @@
  * Changes must carry valid signatures to be applied (except in
  * fuzz_session_nv, this file built against liblim with LIM_FUZZ_NO_VERIFY);
  * see fuzz_session_signed for the harness that signs what it sends.
- * Checks beyond "no crash": see fuzz_peer_finish (ERR accounting, closed
- * stays closed, the store verifies afterwards).
+ * Checks beyond "no crash": see fuzz_peer_finish (ERR accounting, no ERR
+ * 500 sent, closed stays closed, the store verifies afterwards). An ERR
+ * 500 that LIM_FUZZ_VERBOSE marks "received from the peer" is the input's
+ * own line (seed-peer-error-*), not a failure of the server.
  *
  * Then the same bytes go in again three times, whole, byte by byte and
  * split at random points (drawn from mode >> 4), each on a fresh server

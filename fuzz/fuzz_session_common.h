@@ -155,7 +155,25 @@ static inline void fuzz_peer_handshake(fuzz_peer *p)
 	lim_sb__free(&auth);
 }
 
-/* End of input: flush, and check what the session reported. */
+/* End of input: flush, and check what the session reported.
+ *
+ * info.error_code is the ERR of either side: the one the server sent
+ * (info.error_sent) or the one it received, which is the fuzz input's own
+ * text. An ERR 500 received is legitimate and common: the seeds
+ * seed-peer-error-mode* are protocol-spec/transcripts/peer-error.txt, a
+ * client that closes with "ERR 500 the client's store failed" after the
+ * handshake; the server records it and closes without a reply.
+ *
+ * An ERR 500 sent is a finding. The server sends it (LIM_PERR_INTERNAL in
+ * session.c) only when its own store fails (on_end: LIM_EIO, LIM_EFAILED,
+ * LIM_ENOMEM, LIM_ETXN; pump_log, pump_extension: reading the log) or it
+ * runs out of memory. Nothing here can make that happen but the input:
+ * the store is a fresh :memory: one on a fixed clock, no fault is
+ * injected, and the harness holds no transaction (one held would turn
+ * every batch into ERR 500 "cannot apply remote changes while a local
+ * transaction is open"; test_fuzz_corpus checks this oracle catches that).
+ * Remote bytes must earn a 4xx refusal, never make the node's store fail,
+ * and a session's input is all remote bytes. */
 static inline void fuzz_peer_finish(fuzz_peer *p)
 {
 	lim_session_info info;
@@ -165,12 +183,14 @@ static inline void fuzz_peer_finish(fuzz_peer *p)
 	if (getenv("LIM_FUZZ_VERBOSE"))
 		fprintf(stderr, "session: authenticated %d closed %d changes in %llu out %llu, ERR %d%s %s\n",
 		        info.authenticated, info.closed, (unsigned long long)info.changes_in,
-		        (unsigned long long)info.changes_out, info.error_code, info.error_sent ? " (sent)" : "",
-		        info.error);
+		        (unsigned long long)info.changes_out, info.error_code,
+		        !info.error_code ? "" : info.error_sent ? " sent:" : " received from the peer:", info.error);
 	if (info.error_sent) {
 		FUZZ_CHECK(info.closed, "ERR sent but the session is open");
 		FUZZ_CHECK(p->saw_err, "ERR %d recorded but no ERR line went out", info.error_code);
 		FUZZ_CHECK(info.error_code >= 400 && info.error_code <= 599, "ERR code %d", info.error_code);
+		FUZZ_CHECK(info.error_code != LIM_PERR_INTERNAL,
+		           "the input made the server's own store fail: it sent ERR 500 %s", info.error);
 	} else {
 		FUZZ_CHECK(!p->saw_err, "an ERR line went out but none is recorded");
 	}

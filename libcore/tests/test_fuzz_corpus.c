@@ -22,6 +22,7 @@
  * stays a regression test of every test run.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include "support.h"
@@ -296,6 +297,78 @@ static void test_fuzz_corpus__signed_chains_are_accepted(void **state)
 		         (unsigned long long)signed_changes_in);
 }
 
+/* A server of the session harness, after the handshake, takes one batch
+ * of a valid change of another store; with hold_txn, while the harness
+ * holds a transaction on the server's store. Returns what fuzz_peer_finish
+ * made of it. */
+static void err500_batch(int hold_txn, lim_session_info *info)
+{
+	fuzz_peer p;
+	lim_db *a;
+	lim_sb in = LIM_SB_INIT;
+	char *bytes;
+	size_t len;
+	lim_value v = { LIM_STRING, 0, 0, 0, "x", 1 };
+	fuzz_begin();
+	fuzz_peer_start_with(&p, 2, 4, 0);
+	fuzz_peer_handshake(&p);
+	a = fuzz_open_db();
+	assert_int_equal(lim_db_set(a, "c", "d", "f", &v), 0);
+	bytes = last_change(a, &len);
+	lim_sb__puts(&in, "CH ");
+	lim_sb__put(&in, bytes, len);
+	lim_sb__puts(&in, "\nEND 1\n");
+	assert_int_equal(lim_sb__check(&in), 0);
+	if (hold_txn)
+		assert_int_equal(lim_db_begin(p.db), 0);
+	fuzz_peer_feed(&p, in.ptr, in.len);
+	fuzz_peer_drain(&p, SIZE_MAX);
+	fuzz_peer_finish(&p);
+	lim_session__info(p.s, info);
+	fuzz_peer_stop(&p);
+	lim_db_free(a);
+	free(bytes);
+	lim_sb__free(&in);
+}
+
+/* ERR 500 in the session harness: received, it is the input's own text
+ * (seed-peer-error-*, from transcripts/peer-error.txt) and replays pass;
+ * sent, the server's own store failed, which fuzz_peer_finish reports as
+ * a finding. A harness holding a transaction makes the store refuse every
+ * batch with LIM_ETXN, hence ERR 500: the check must catch that. */
+static void test_fuzz_corpus__err_500_sent_is_a_finding(void **state)
+{
+	char path[] = "/tmp/lim-fuzz-err500-XXXXXX", msg[4096];
+	lim_session_info info;
+	int fd, status;
+	ssize_t n;
+	pid_t pid;
+	(void)state;
+	/* Without the transaction the batch applies: the change is good. */
+	err500_batch(0, &info);
+	assert_int_equal(info.changes_in, 1);
+	assert_int_equal(info.error_code, 0);
+	/* With it, the server sends ERR 500 and the harness aborts. */
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(fd, 2);
+		err500_batch(1, &info);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	n = pread(fd, msg, sizeof(msg) - 1, 0);
+	close(fd);
+	msg[n > 0 ? n : 0] = '\0';
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT ||
+	    !strstr(msg, "it sent ERR 500 cannot apply remote changes while a local transaction is open"))
+		fail_msg("fuzz_peer_finish did not report the ERR 500 the server sent (status %d): %s", status, msg);
+}
+
 #ifdef LIM_FUZZ_CORPUS_NV
 /* The nv build really skips signature checks (else it replays nothing new):
  * a change with its signature zeroed applies here. */
@@ -325,7 +398,7 @@ static void test_fuzz_corpus__nv_build_skips_signatures(void **state)
 
 int main(void)
 {
-	struct CMUnitTest tests[sizeof(TARGETS) / sizeof(TARGETS[0]) + 3];
+	struct CMUnitTest tests[sizeof(TARGETS) / sizeof(TARGETS[0]) + 4];
 	size_t n = 0;
 	fuzz_init(); /* before anything else touches libsodium */
 	unsetenv("LIM_FUZZ_NO_STORE_CHECK"); /* every oracle on: known-open inputs must fail */
@@ -341,5 +414,6 @@ int main(void)
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_fuzz_corpus__no_unknown_targets);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_fuzz_corpus__inputs_leave_no_state_behind);
 	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_fuzz_corpus__signed_chains_are_accepted);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_fuzz_corpus__err_500_sent_is_a_finding);
 	return _cmocka_run_group_tests("fuzz_corpus", tests, n, NULL, NULL);
 }
