@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 1355c5a6b9c78f00d70ed6cccd4f4a205d898e1c93bc7b82a1d94b4f2e72acd7 */
+/* libcore digest (sha256): 15df822d38117a8b19a714475e47abfe833d7f7f450df688db2066521dbab7ce */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
