@@ -407,7 +407,8 @@ static int apply_one(lim_db *db, const char *bytes, size_t len, lim_apply_stats 
 		 * held here: the author forked its chain (two copies of one store,
 		 * a restored backup). Like an equivocation, that is the author's
 		 * doing, not the sender's, so it is skipped rather than failing the
-		 * batch, which every reconnect would send again. */
+		 * batch, which every reconnect would send again. (No evidence row:
+		 * nothing held here has this seq.) */
 		if (verify_sig && lim_change__verify(&c, hash) == 0) {
 			rc = lim__error(LIM_EEQUIVOCATION,
 			                "author %s... forked its chain: its seq %llu follows a seq %llu other than the one held here; "
@@ -530,10 +531,31 @@ static int peek_author_seq(const lim_span *c, unsigned char author[LIM_ID_BYTES]
 	return sp && lim_dec__parse_u64(p, (size_t)(sp - p), seq) == 0 ? 0 : -1;
 }
 
-static void note_skip(lim_batch_result *res, int rc)
+/* Authors whose change this batch skipped as an equivocation or a fork:
+ * the gaps that follow such a change on its fork never close, so asking
+ * for them again would resend the same tail every second, forever. */
+typedef struct {
+	unsigned char (*keys)[LIM_ID_BYTES];
+	size_t n;
+} forked_authors;
+
+static int is_forked(const forked_authors *fa, const unsigned char author[LIM_ID_BYTES])
 {
+	for (size_t i = 0; i < fa->n; i++)
+		if (memcmp(fa->keys[i], author, LIM_ID_BYTES) == 0)
+			return 1;
+	return 0;
+}
+
+static void note_skip(lim_batch_result *res, int rc, forked_authors *fa, const lim_span *change)
+{
+	unsigned char author[LIM_ID_BYTES];
+	uint64_t seq;
+	int known = peek_author_seq(change, author, &seq) == 0;
 	res->skipped++;
-	if (rc != LIM_EEQUIVOCATION)
+	if (rc == LIM_EEQUIVOCATION && known && fa->keys && !is_forked(fa, author))
+		memcpy(fa->keys[fa->n++], author, LIM_ID_BYTES);
+	if (rc != LIM_EEQUIVOCATION && !(rc == LIM_EGAP && known && is_forked(fa, author)))
 		res->retry_later++;
 	if (!res->skip_code) {
 		res->skip_code = rc;
@@ -555,6 +577,7 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 	lim_change who;
 	applied_change *applied = NULL;
 	author_cache ac = { 0 };
+	forked_authors forked = { NULL, 0 };
 	int rc;
 	size_t i = 0;
 
@@ -564,6 +587,10 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 	 * later one fails the batch is rolled back with it. */
 	if (applied_cb && n && !(applied = malloc(n * sizeof(*applied))))
 		return lim__error(LIM_ENOMEM, "out of memory");
+	if (n && !(forked.keys = malloc(n * sizeof(*forked.keys)))) {
+		free(applied);
+		return lim__error(LIM_ENOMEM, "out of memory");
+	}
 	LIM_DB_LOCK(db);
 	if ((rc = check_can_apply(db)) < 0 || (rc = lim_store__begin(&db->st)) < 0)
 		goto out;
@@ -615,7 +642,7 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 				memcpy(applied[had].author, who.author, LIM_ID_BYTES);
 				applied[had].seq = who.seq;
 			} else if (r < 0 && is_skippable(r))
-				note_skip(res, r);
+				note_skip(res, r, &forked, &changes[k]);
 			else if (r < 0)
 				rc = r;
 		}
@@ -635,6 +662,7 @@ out:
 	LIM_DB_UNLOCK(db);
 	lim_sb__free(&ev.body);
 	free(applied);
+	free(forked.keys);
 	res->applied = st.applied;
 	res->duplicates = st.duplicates;
 	return rc;
@@ -746,7 +774,82 @@ static int next_line(line_reader *r, const char **line, size_t *len, int *termin
 	}
 }
 
-static int import_lines(lim_db *db, line_reader *r, lim_apply_stats *stats, evidence *ev)
+/*
+ * A pack's signatures are checked as the network checks a batch's
+ * (PROTOCOL.md §9.4, changes.md §12): a change applied without its
+ * signature checked waits here; if the next line continues its author's
+ * chain, that line's link covers it (signature bytes included) and takes
+ * its place; otherwise its own signature is checked before anything else
+ * happens, so the first failing change is still the one reported.
+ */
+typedef struct {
+	int active;
+	unsigned char author[LIM_ID_BYTES];
+	uint64_t seq;
+	size_t lineno;
+	lim_sb line;
+} unverified;
+
+static int check_unverified(unverified *u)
+{
+	lim_change c;
+	unsigned char hash[LIM_HASH_BYTES];
+	char who[17];
+	int rc;
+	if (!u->active)
+		return 0;
+	u->active = 0;
+	if ((rc = lim_change__parse(&c, u->line.ptr, u->line.len)) < 0)
+		return lim__error_prefix(rc, "pack line %zu", u->lineno);
+	lim_change__hash(hash, c.bytes, c.body_len);
+	if (lim_change__verify(&c, hash) != 0) {
+		short_id(who, c.author);
+		rc = lim__error(LIM_ESIGNATURE, "pack line %zu: change %s.../%llu: the signature does not verify", u->lineno,
+		                who, (unsigned long long)c.seq);
+	}
+	lim_change__dispose(&c);
+	return rc;
+}
+
+static int import_line(lim_db *db, const char *line, size_t len, size_t lineno, lim_apply_stats *stats, evidence *ev,
+                       author_cache *ac, unverified *u)
+{
+	lim_span span = { line, len };
+	lim_change who;
+	unsigned char author[LIM_ID_BYTES];
+	uint64_t seq;
+	size_t had = stats->applied;
+	int rc, continues;
+
+	continues = u->active && peek_author_seq(&span, author, &seq) == 0 &&
+	            memcmp(author, u->author, LIM_ID_BYTES) == 0 && seq == u->seq + 1;
+	if (!continues && (rc = check_unverified(u)) < 0)
+		return rc;
+	/* Any failure rolls the whole pack back, the author cache with it. */
+	if ((rc = apply_one(db, line, len, stats, ev, 0, &who, ac)) < 0) {
+		/* The unchecked change before it may be the one at fault. */
+		if (continues && check_unverified(u) < 0)
+			return lim_error_last_code();
+		/* Only a signature tells a forked chain from a broken one; the
+		 * check failed before anything was written, so it can be redone. */
+		if (rc == LIM_EHASH)
+			rc = apply_one(db, line, len, stats, ev, 1, &who, ac);
+		return lim__error_prefix(rc, "pack line %zu", lineno);
+	}
+	if (stats->applied > had) {
+		u->active = 1;
+		memcpy(u->author, who.author, LIM_ID_BYTES);
+		u->seq = who.seq;
+		u->lineno = lineno;
+		lim_sb__clear(&u->line);
+		lim_sb__put(&u->line, line, len);
+		if (u->line.oom)
+			return lim__error(LIM_ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static int import_lines(lim_db *db, line_reader *r, lim_apply_stats *stats, evidence *ev, unverified *u)
 {
 	author_cache ac = { 0 };
 	crypto_generichash_state h;
@@ -763,6 +866,9 @@ static int import_lines(lim_db *db, line_reader *r, lim_apply_stats *stats, evid
 	for (;;) {
 		lineno++;
 		rc = next_line(r, &line, &len, &terminated, LIM_MAX_CHANGE_BYTES);
+		/* Whatever ends the changes, a change read before it comes first. */
+		if ((rc <= 0 || !terminated || (len >= 4 && memcmp(line, "END ", 4) == 0)) && check_unverified(u) < 0)
+			return lim_error_last_code();
 		if (rc < 0)
 			return lim__error_prefix(rc, "pack line %zu", lineno);
 		if (rc == 0)
@@ -789,9 +895,8 @@ static int import_lines(lim_db *db, line_reader *r, lim_apply_stats *stats, evid
 		}
 		crypto_generichash_update(&h, (const unsigned char *)line, len);
 		crypto_generichash_update(&h, (const unsigned char *)"\n", 1);
-		/* Any failure rolls the whole pack back, the cache with it. */
-		if ((rc = apply_one(db, line, len, stats, ev, 1, NULL, &ac)) < 0)
-			return lim__error_prefix(rc, "pack line %zu", lineno);
+		if ((rc = import_line(db, line, len, lineno, stats, ev, &ac, u)) < 0)
+			return rc;
 		count++;
 	}
 }
@@ -801,6 +906,7 @@ int lim_db_import(lim_db *db, long (*read)(void *ctx, char *buf, size_t cap), vo
 	line_reader r;
 	lim_apply_stats local = { 0, 0 };
 	evidence ev;
+	unverified u = { 0, { 0 }, 0, 0, LIM_SB_INIT };
 	int rc;
 
 	if (!db || !read)
@@ -814,7 +920,7 @@ int lim_db_import(lim_db *db, long (*read)(void *ctx, char *buf, size_t cap), vo
 		return lim__error(LIM_ENOMEM, "out of memory");
 	LIM_DB_LOCK(db);
 	if ((rc = check_can_apply(db)) == 0 && (rc = lim_store__begin(&db->st)) == 0) {
-		rc = import_lines(db, &r, &local, &ev);
+		rc = import_lines(db, &r, &local, &ev, &u);
 		if (rc < 0) {
 			int code = rc;
 			/* All or nothing: a pack that fails anywhere changes nothing. */
@@ -828,6 +934,7 @@ int lim_db_import(lim_db *db, long (*read)(void *ctx, char *buf, size_t cap), vo
 	LIM_DB_UNLOCK(db);
 	free(r.buf);
 	lim_sb__free(&ev.body);
+	lim_sb__free(&u.line);
 	if (rc == 0 && stats) {
 		stats->applied += local.applied;
 		stats->duplicates += local.duplicates;

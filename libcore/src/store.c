@@ -400,9 +400,18 @@ int lim_store__bg_checkpoint_start(lim_store *st)
 		free(c);
 		return rc;
 	}
-	/* The same durability as the writer's connection: its default is FULL. */
-	sqlite3_exec(c->conn, st->synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-	             NULL, NULL, NULL);
+	/* The same durability as the writer's connection (its default is
+	 * FULL), and a first read: a connection checkpoints nothing until it
+	 * has opened the WAL. If that fails, SQLite's own auto-checkpoint,
+	 * still in place, does the work as before. */
+	sqlite3_busy_timeout(c->conn, 5000);
+	if (sqlite3_exec(c->conn, st->synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+	                 NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(c->conn, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL) != SQLITE_OK) {
+		sqlite3_close_v2(c->conn);
+		free(c);
+		return 0;
+	}
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	if (pthread_create(&c->thread, NULL, ckpt_loop, c) != 0) {

@@ -430,6 +430,22 @@ static void test_session__forked_author_does_not_fail_the_batch(void **state)
 	assert_int_equal(lim_db__apply_batch(f->b, batch, 3, &res, NULL, NULL), 0);
 	assert_int_equal(res.applied, 1); /* y's change */
 	assert_int_equal(res.skipped, 2); /* x's other seq 1, and its seq 2 that follows it */
+	assert_int_equal(res.retry_later, 0);
+
+	/* The fork's tail alone (its seq 2, then seq 3, a gap here): skipped,
+	 * and not asked for again, since it can never apply; a retry would
+	 * resend the same tail every second for as long as the link lasts. */
+	unsigned char link2[LIM_HASH_BYTES];
+	lim_span tail[2];
+	char *mem3;
+	free(mem[2]);
+	mem[2] = seal_value(xpk, xsk, 2, 201, link_fork, link2, &tail[0]);
+	mem3 = seal_value(xpk, xsk, 3, 202, link2, unused, &tail[1]);
+	assert_int_equal(lim_db__apply_batch(f->b, tail, 2, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, 0);
+	assert_int_equal(res.skipped, 2);
+	assert_int_equal(res.retry_later, 0);
+	free(mem3);
 	assert_int_equal(lim_db_verify(f->b), 0);
 	lim_buf vv = LIM_BUF_INIT;
 	char line[2 * LIM_ID_BYTES + 4];
@@ -522,6 +538,109 @@ static void test_session__applied_callback_only_after_commit(void **state)
 	assert_memory_equal(log.authors[2], ypk, LIM_ID_BYTES);
 	free(forged);
 	for (int i = 0; i < 4; i++)
+		free(mem[i]);
+}
+
+/* ------------------------------------------------------------ packs */
+
+typedef struct {
+	char *data;
+	size_t len, pos;
+} pack_buf;
+
+static int pack_write(void *ctx, const char *bytes, size_t len)
+{
+	pack_buf *m = ctx;
+	m->data = realloc(m->data, m->len + len + 1);
+	memcpy(m->data + m->len, bytes, len);
+	m->len += len;
+	m->data[m->len] = 0;
+	return 0;
+}
+
+static long pack_read(void *ctx, char *buf, size_t cap)
+{
+	pack_buf *m = ctx;
+	size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
+	memcpy(buf, m->data + m->pos, n);
+	m->pos += n;
+	return (long)n;
+}
+
+/* Flip a hex digit of a sealed change's signature; `link` gets the link
+ * of the change as it now is, for an author that vouches for it. */
+static void spoil_signature(char *change, size_t n, unsigned char link[LIM_HASH_BYTES])
+{
+	char *c = change + n - 2 * LIM_SIG_BYTES + 10;
+	unsigned char hash[LIM_HASH_BYTES];
+	lim_change ch;
+	*c = *c == '0' ? '1' : '0';
+	assert_int_equal(lim_change__parse(&ch, change, n), 0);
+	lim_change__hash(hash, ch.bytes, ch.body_len);
+	lim_change__link(link, hash, ch.sig);
+	lim_change__dispose(&ch);
+}
+
+/*
+ * A pack is checked as a batch is (changes.md §12, PROTOCOL.md §9.4): what
+ * a node accepted over the network, it can export and another node can
+ * import; forged signature bytes inside a run are still refused, naming
+ * the forged change's line.
+ */
+static void test_session__pack_import_checks_signatures_as_the_network_does(void **state)
+{
+	link_fixture *f = *state;
+	unsigned char xpk[LIM_ID_BYTES], xsk[LIM_SECRET_KEY_BYTES], ypk[LIM_ID_BYTES], ysk[LIM_SECRET_KEY_BYTES];
+	unsigned char zero[LIM_HASH_BYTES] = { 0 }, l1[LIM_HASH_BYTES], l2[LIM_HASH_BYTES], l3[LIM_HASH_BYTES];
+	lim_span x[3], y[3];
+	lim_batch_result res;
+	pack_buf pack = { 0 };
+	char *mem[6], da[65], db[65];
+	crypto_sign_keypair(xpk, xsk);
+	crypto_sign_keypair(ypk, ysk);
+	/* x vouches for bad signature bytes of its own seq 1 by linking to them. */
+	mem[0] = seal_value(xpk, xsk, 1, 1, zero, l1, &x[0]);
+	spoil_signature(mem[0], x[0].n, l1);
+	mem[1] = seal_value(xpk, xsk, 2, 2, l1, l2, &x[1]);
+	mem[2] = seal_value(xpk, xsk, 3, 3, l2, l3, &x[2]);
+	mem[3] = seal_value(ypk, ysk, 1, 4, zero, l1, &y[0]);
+	mem[4] = seal_value(ypk, ysk, 2, 5, l1, l2, &y[1]);
+	mem[5] = seal_value(ypk, ysk, 3, 6, l2, l3, &y[2]);
+	assert_int_equal(lim_db__apply_batch(f->b, x, 3, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, 3);
+	assert_int_equal(lim_db__apply_batch(f->b, y, 3, &res, NULL, NULL), 0);
+	assert_int_equal(res.applied, 3);
+
+	assert_int_equal(lim_db_export(f->b, NULL, 0, pack_write, &pack), 0);
+	assert_int_equal(lim_db_import(f->a, pack_read, &pack, NULL), 0);
+	assert_int_equal(lim_db_digest(f->a, da), 0);
+	assert_int_equal(lim_db_digest(f->b, db), 0);
+	assert_string_equal(da, db);
+
+	/* y's seq 2 with forged signature bytes: its seq 3 names the link of
+	 * the real bytes, so the run breaks there and seq 2 is the culprit. */
+	test_clock clk = { 1700000000000 };
+	lim_db *fresh = open_with_clock(":memory:", &clk, NETKEY);
+	char *at = strstr(pack.data, y[1].p);
+	assert_non_null(at);
+	size_t line = 1;
+	for (const char *p = pack.data; p < at; p++)
+		line += *p == '\n';
+	char *sig = at + y[1].n - 2 * LIM_SIG_BYTES + 10;
+	*sig = *sig == '0' ? '1' : '0';
+	char want[32];
+	snprintf(want, sizeof(want), "pack line %zu", line);
+	char before[65], after[65];
+	assert_int_equal(lim_db_digest(fresh, before), 0);
+	pack.pos = 0;
+	assert_int_equal(lim_db_import(fresh, pack_read, &pack, NULL), LIM_ESIGNATURE);
+	assert_non_null(strstr(lim_error_last(), want));
+	assert_non_null(strstr(lim_error_last(), "signature does not verify"));
+	assert_int_equal(lim_db_digest(fresh, after), 0);
+	assert_string_equal(before, after);
+	lim_db_free(fresh);
+	free(pack.data);
+	for (int i = 0; i < 6; i++)
 		free(mem[i]);
 }
 
@@ -821,6 +940,7 @@ int main(void)
 		T(test_session__relay_skips_an_author_with_too_many_bad_signatures),
 		T(test_session__forked_author_does_not_fail_the_batch),
 		T(test_session__applied_callback_only_after_commit),
+		T(test_session__pack_import_checks_signatures_as_the_network_does),
 		T(test_session__only_the_handshake_is_parsed_before_auth),
 		T(test_session__extended_batch_respects_output_high_water),
 		T(test_session__unread_replies_end_with_err_429),

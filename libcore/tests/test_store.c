@@ -627,8 +627,8 @@ static void test_store__pack_round_trip_and_damage(void **state)
 	seed_data(f->db);
 	take(f->db, &s);
 	/* Damage anywhere leaves the store as it was: every byte position,
-	 * signatures in the middle of a run included (packs verify every
-	 * signature; only the network amortises, PROTOCOL.md 9.4). */
+	 * signatures in the middle of a run included (their successor's link
+	 * covers them, changes.md §12). */
 	for (size_t i = 0; i < pack.len; i++) {
 		membuf bad = { malloc(pack.len), pack.len, 0 };
 		memcpy(bad.data, pack.data, pack.len);
