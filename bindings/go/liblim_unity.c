@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 15df822d38117a8b19a714475e47abfe833d7f7f450df688db2066521dbab7ce */
+/* libcore digest (sha256): 9d904ab5b4fb9bbbfe8bc4c535fd393fa5969269893468ec42f6bda2840d789a */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
