@@ -36,6 +36,10 @@ typedef struct {
 	lim_session *s;
 	int dialer; /* index into dialers, or -1 for an inbound connection */
 	int connecting;
+	/* A peer whose host drops our SYNs would hold a dialer for the
+	 * kernel's whole retry time (about two minutes); the idle timeout
+	 * bounds a connect as it bounds a silent session. */
+	int64_t connect_deadline;
 	char addr[MAX_ADDR];
 } conn;
 
@@ -311,6 +315,7 @@ static int add_conn(lim_node *n, int fd, int dialer_idx, int connecting, const c
 	c->fd = fd;
 	c->dialer = dialer_idx;
 	c->connecting = connecting;
+	c->connect_deadline = mono_ms() + cfg.idle_timeout_ms;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->s = lim_session__new(n->db, dialer_idx >= 0, &cfg, mono_ms());
 	if (!c->s)
@@ -508,8 +513,18 @@ static void *loop(void *arg)
 		/* Timers and pumping for every session. */
 		for (size_t i = 0; i < n->nconns; i++) {
 			conn *c = &n->conns[i];
-			if (c->connecting)
+			if (c->connecting && now >= c->connect_deadline) {
+				char why[96];
+				snprintf(why, sizeof(why), "cannot connect: no answer within %d ms", n->opts.idle_timeout_ms);
+				close_conn(n, i, why);
+				i--;
 				continue;
+			}
+			if (c->connecting) {
+				if (c->connect_deadline < deadline)
+					deadline = c->connect_deadline;
+				continue;
+			}
 			if (external)
 				lim_session__mark_dirty(c->s);
 			if (lim_session__tick(c->s, now) < 0 || lim_session__pump(c->s, now) < 0) {
@@ -859,7 +874,7 @@ static int oneshot_run(oneshot *o, int (*done)(oneshot *o))
 		size_t len;
 		int64_t now = mono_ms();
 		lim_session_info info;
-		conn c = { o->fd, o->s, -1, 0, "" };
+		conn c = { o->fd, o->s, -1, 0, 0, "" };
 		if (lim_session__pump(o->s, now) < 0 || lim_session__tick(o->s, now) < 0) {
 			flush_conn(&c);
 			session_failed = 1;

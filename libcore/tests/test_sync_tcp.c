@@ -3191,6 +3191,89 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 #define CASE(f) cmocka_unit_test_setup_teardown(f, case_setup, case_teardown)
 #define RJ_CASE(f) cmocka_unit_test_setup_teardown(f, case_setup, rj_teardown)
 
+/* ------------------------------------------------------------ a dial nobody answers */
+
+typedef struct {
+	pthread_mutex_t mu;
+	char lines[4096];
+} log_sink;
+
+static void sink_line(void *ctx, const char *line)
+{
+	log_sink *k = ctx;
+	pthread_mutex_lock(&k->mu);
+	size_t used = strlen(k->lines);
+	snprintf(k->lines + used, sizeof(k->lines) - used, "%s\n", line);
+	pthread_mutex_unlock(&k->mu);
+}
+
+/*
+ * A peer whose host drops our SYNs (here: a listener whose accept queue is
+ * full, which Linux answers by dropping SYNs) must not hold a dialer for
+ * the kernel's two minutes of retries: the connect is given up after the
+ * idle timeout, logged, and retried with backoff like any failed dial.
+ */
+static void test_sync_tcp__dial_that_is_never_answered_times_out(void **state)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int lfd, filler[8];
+	char addr[64], path[4096];
+	lim_db *db;
+	lim_node *node;
+	lim_node_options o;
+	log_sink sink = { PTHREAD_MUTEX_INITIALIZER, "" };
+	(void)state;
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 0), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	/* Fill the accept queue; later SYNs to it are dropped. */
+	for (int i = 0; i < 8; i++) {
+		filler[i] = socket(AF_INET, SOCK_STREAM, 0);
+		fcntl(filler[i], F_SETFL, O_NONBLOCK);
+		connect(filler[i], (struct sockaddr *)&sa, sizeof(sa));
+	}
+	usleep(100 * 1000);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+
+	snprintf(path, sizeof(path), "%.4000s/unanswered.db", g_dir);
+	assert_int_equal(lim_db_open(&db, path, NULL), 0);
+	lim_node_options_init(&o, LIM_NODE_OPTIONS_VERSION);
+	const char *peers[] = { addr };
+	o.peers = peers;
+	o.npeers = 1;
+	o.idle_timeout_ms = 500;
+	o.reconnect_min_ms = 60000;
+	o.reconnect_max_ms = 60000;
+	o.log = sink_line;
+	o.log_ctx = &sink;
+	assert_int_equal(lim_node_start(&node, db, &o), 0);
+	int seen = 0;
+	for (int waited = 0; waited < 20000 && !seen; waited += 50) {
+		usleep(50 * 1000);
+		pthread_mutex_lock(&sink.mu);
+		seen = strstr(sink.lines, "no answer within 500 ms") != NULL;
+		pthread_mutex_unlock(&sink.mu);
+	}
+	if (!seen)
+		fail_msg("the dial was not given up; the node logged:\n%s", sink.lines);
+	lim_buf st = LIM_BUF_INIT;
+	assert_int_equal(lim_node_status(&st, node), 0);
+	assert_non_null(strstr((const char *)st.ptr, "no answer within 500 ms"));
+	lim_buf_dispose(&st);
+	lim_node_free(node);
+	lim_db_free(db);
+	for (int i = 0; i < 8; i++)
+		close(filler[i]);
+	close(lfd);
+	g_test_done = 1;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -3198,6 +3281,7 @@ int main(void)
 		CASE(test_sync_tcp__partition_heal),
 		CASE(test_sync_tcp__sync_once),
 		CASE(test_sync_tcp__status),
+		CASE(test_sync_tcp__dial_that_is_never_answered_times_out),
 		RJ_CASE(test_sync_tcp__reject_garbage_first_line),
 		RJ_CASE(test_sync_tcp__reject_unknown_message),
 		RJ_CASE(test_sync_tcp__reject_version),
