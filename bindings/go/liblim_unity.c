@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 9d904ab5b4fb9bbbfe8bc4c535fd393fa5969269893468ec42f6bda2840d789a */
+/* libcore digest (sha256): 3ebbdcd8a7f7238837bebc8057b22fd9c010ffc2b3232fb47564207ebd03cab2 */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
