@@ -181,8 +181,18 @@ func TestEveryErrorCode(t *testing.T) {
 	must(t, err)
 	_, err = b.Apply(ca2[1])
 	expectCode(t, "a second seq 2 from one author", err, ErrEquivocation)
+	// Signed by the author, it continues its other fork: the author's
+	// doing (changes.md §8 step 4). With a bad signature it is no one's.
 	_, err = b.Apply(ca2[2])
-	expectCode(t, "seq 3 chained to the other seq 2", err, ErrHash)
+	expectCode(t, "seq 3 chained to the other seq 2", err, ErrEquivocation)
+	brokenFork := bytes.Clone(ca2[2])
+	if brokenFork[len(brokenFork)-1] == '0' {
+		brokenFork[len(brokenFork)-1] = '1'
+	} else {
+		brokenFork[len(brokenFork)-1] = '0'
+	}
+	_, err = b.Apply(brokenFork)
+	expectCode(t, "seq 3 with a bad signature chained to the other seq 2", err, ErrHash)
 	fresh := openDB(t, WithNetworkKey(key))
 	_, err = fresh.Apply(ca2[2])
 	expectCode(t, "seq 3 without 1 and 2", err, ErrGap)
