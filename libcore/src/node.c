@@ -384,13 +384,18 @@ static void start_dial(lim_node *n, size_t di)
 {
 	dialer *d = &n->dialers[di];
 	int fd;
+	/* Logged like a connection that closes, so an operator sees why a
+	 * peer never connects (a name that does not resolve, no route). */
 	if (lim_net__connect(d->addr, &fd) < 0) {
 		snprintf(d->last_error, sizeof(d->last_error), "%s", lim_error_last());
+		node_log(n, "connection to %s failed: %s", d->addr, d->last_error);
 		schedule_retry(n, d, 0);
 		return;
 	}
 	if (add_conn(n, fd, (int)di, 1, d->addr) < 0) {
 		close(fd);
+		snprintf(d->last_error, sizeof(d->last_error), "out of memory");
+		node_log(n, "connection to %s failed: out of memory", d->addr);
 		schedule_retry(n, d, 0);
 	}
 }
