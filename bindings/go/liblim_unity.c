@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 3ebbdcd8a7f7238837bebc8057b22fd9c010ffc2b3232fb47564207ebd03cab2 */
+/* libcore digest (sha256): 934a320ed15121057bcdffb4ab180692cd36811442ffdcde4c5cbe083ed401de */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
