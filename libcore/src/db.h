@@ -21,6 +21,12 @@ struct lim_db {
 	unsigned char secret_key[LIM_SECRET_KEY_BYTES];
 	unsigned char network_key[LIM_NETWORK_KEY_BYTES];
 	uint64_t clock_last;
+	/* Authors recently seen forking their chain (or equivocating), in a
+	 * small ring: the gaps behind such a change never close, so they are
+	 * not asked for again (repl.c, note_skip). Memory only; a restart
+	 * finds a fork again at its first change. */
+	unsigned char forked[16][LIM_ID_BYTES];
+	unsigned nforked, forked_next;
 
 	/* The local change under construction (explicit or implicit txn). */
 	int txn_open;

@@ -531,31 +531,38 @@ static int peek_author_seq(const lim_span *c, unsigned char author[LIM_ID_BYTES]
 	return sp && lim_dec__parse_u64(p, (size_t)(sp - p), seq) == 0 ? 0 : -1;
 }
 
-/* Authors whose change this batch skipped as an equivocation or a fork:
- * the gaps that follow such a change on its fork never close, so asking
- * for them again would resend the same tail every second, forever. */
-typedef struct {
-	unsigned char (*keys)[LIM_ID_BYTES];
-	size_t n;
-} forked_authors;
-
-static int is_forked(const forked_authors *fa, const unsigned char author[LIM_ID_BYTES])
+/* Was `author` skipped as an equivocation or a fork lately? The gaps that
+ * follow such a change on its fork never close (in this batch or the
+ * next ones of its tail), so asking for them again would resend the same
+ * tail every second, forever. */
+static int is_forked(const lim_db *db, const unsigned char author[LIM_ID_BYTES])
 {
-	for (size_t i = 0; i < fa->n; i++)
-		if (memcmp(fa->keys[i], author, LIM_ID_BYTES) == 0)
+	for (unsigned i = 0; i < db->nforked; i++)
+		if (memcmp(db->forked[i], author, LIM_ID_BYTES) == 0)
 			return 1;
 	return 0;
 }
 
-static void note_skip(lim_batch_result *res, int rc, forked_authors *fa, const lim_span *change)
+static void note_forked(lim_db *db, const unsigned char author[LIM_ID_BYTES])
+{
+	unsigned cap = sizeof(db->forked) / sizeof(db->forked[0]);
+	if (is_forked(db, author))
+		return;
+	memcpy(db->forked[db->forked_next], author, LIM_ID_BYTES);
+	db->forked_next = (db->forked_next + 1) % cap;
+	if (db->nforked < cap)
+		db->nforked++;
+}
+
+static void note_skip(lim_db *db, lim_batch_result *res, int rc, const lim_span *change)
 {
 	unsigned char author[LIM_ID_BYTES];
 	uint64_t seq;
 	int known = peek_author_seq(change, author, &seq) == 0;
 	res->skipped++;
-	if (rc == LIM_EEQUIVOCATION && known && fa->keys && !is_forked(fa, author))
-		memcpy(fa->keys[fa->n++], author, LIM_ID_BYTES);
-	if (rc != LIM_EEQUIVOCATION && !(rc == LIM_EGAP && known && is_forked(fa, author)))
+	if (rc == LIM_EEQUIVOCATION && known)
+		note_forked(db, author);
+	if (rc != LIM_EEQUIVOCATION && !(rc == LIM_EGAP && known && is_forked(db, author)))
 		res->retry_later++;
 	if (!res->skip_code) {
 		res->skip_code = rc;
@@ -577,7 +584,6 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 	lim_change who;
 	applied_change *applied = NULL;
 	author_cache ac = { 0 };
-	forked_authors forked = { NULL, 0 };
 	int rc;
 	size_t i = 0;
 
@@ -587,10 +593,6 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 	 * later one fails the batch is rolled back with it. */
 	if (applied_cb && n && !(applied = malloc(n * sizeof(*applied))))
 		return lim__error(LIM_ENOMEM, "out of memory");
-	if (n && !(forked.keys = malloc(n * sizeof(*forked.keys)))) {
-		free(applied);
-		return lim__error(LIM_ENOMEM, "out of memory");
-	}
 	LIM_DB_LOCK(db);
 	if ((rc = check_can_apply(db)) < 0 || (rc = lim_store__begin(&db->st)) < 0)
 		goto out;
@@ -642,7 +644,7 @@ int lim_db__apply_batch(lim_db *db, const lim_span *changes, size_t n, lim_batch
 				memcpy(applied[had].author, who.author, LIM_ID_BYTES);
 				applied[had].seq = who.seq;
 			} else if (r < 0 && is_skippable(r))
-				note_skip(res, r, &forked, &changes[k]);
+				note_skip(db, res, r, &changes[k]);
 			else if (r < 0)
 				rc = r;
 		}
@@ -662,7 +664,6 @@ out:
 	LIM_DB_UNLOCK(db);
 	lim_sb__free(&ev.body);
 	free(applied);
-	free(forked.keys);
 	res->applied = st.applied;
 	res->duplicates = st.duplicates;
 	return rc;

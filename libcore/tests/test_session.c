@@ -445,6 +445,10 @@ static void test_session__forked_author_does_not_fail_the_batch(void **state)
 	assert_int_equal(res.applied, 0);
 	assert_int_equal(res.skipped, 2);
 	assert_int_equal(res.retry_later, 0);
+	/* A tail longer than a batch: its next batch holds only gaps. */
+	assert_int_equal(lim_db__apply_batch(f->b, &tail[1], 1, &res, NULL, NULL), 0);
+	assert_int_equal(res.skipped, 1);
+	assert_int_equal(res.retry_later, 0);
 	free(mem3);
 	assert_int_equal(lim_db_verify(f->b), 0);
 	lim_buf vv = LIM_BUF_INIT;
