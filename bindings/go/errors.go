@@ -20,7 +20,7 @@ const (
 	CodeHash         Code = -7  // LIM_EHASH: a change's hash chain does not match
 	CodeSignature    Code = -8  // LIM_ESIGNATURE: a signature does not verify
 	CodeGap          Code = -9  // LIM_EGAP: a change's predecessor is missing
-	CodeEquivocation Code = -10 // LIM_EEQUIVOCATION: two different changes for one author and seq
+	CodeEquivocation Code = -10 // LIM_EEQUIVOCATION: two different changes for one author and seq, or a fork of its chain
 	CodeClock        Code = -11 // LIM_ECLOCK: a timestamp beyond the allowed clock drift
 	CodeNotStore     Code = -12 // LIM_ENOTSTORE: the file is not a liblim store
 	CodeVersion      Code = -13 // LIM_EVERSION: the store was written by a newer liblim

@@ -83,8 +83,11 @@ const struct cli_command cli_commands[] = {
 	{ "import", cli_cmd_import, 1, 1, 0, 1, NULL, "PACK",
 	  "apply a pack file (- for standard input)",
 	  "The import is all-or-nothing: if any change is malformed, has a bad\n"
-	  "hash or signature, or a gap in its author's chain, nothing is applied\n"
-	  "and lim exits 3. Changes already held are counted and ignored.\n" },
+	  "hash or signature, breaks or forks its author's chain, has a gap, or\n"
+	  "is stamped beyond the clock drift bound, nothing is applied and lim\n"
+	  "exits 3. Signatures are checked as a sync checks them: within a run of\n"
+	  "one author's consecutive changes, the last one's covers the others.\n"
+	  "Changes already held are counted and ignored.\n" },
 	{ "vv", cli_cmd_vv, 0, 0, 0, 1, NULL, "",
 	  "print the version vector (for export --since)",
 	  "One line per author: AUTHOR_HEX HIGHEST_CONTIGUOUS_SEQ.\n" },

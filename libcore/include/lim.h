@@ -52,7 +52,8 @@ typedef enum {
 	LIM_EHASH = -7,          /* a change's hash chain does not match */
 	LIM_ESIGNATURE = -8,     /* a signature does not verify */
 	LIM_EGAP = -9,           /* a change's predecessor is missing */
-	LIM_EEQUIVOCATION = -10, /* two different changes for one author and seq */
+	LIM_EEQUIVOCATION = -10, /* two different changes for one author and seq, or a
+	                          * signed change continuing another fork of its chain */
 	LIM_ECLOCK = -11,        /* a timestamp beyond the allowed clock drift */
 	LIM_ENOTSTORE = -12,     /* the file is not a liblim store */
 	LIM_EVERSION = -13,      /* the store was written by a newer liblim */

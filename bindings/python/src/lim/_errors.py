@@ -81,7 +81,8 @@ class Gap(ChangeRejected):
 
 
 class Equivocation(ChangeRejected):
-    """Two different changes for one author and seq (``LIM_EEQUIVOCATION``)."""
+    """Two different changes for one author and seq, or a signed change
+    continuing another fork of its author's chain (``LIM_EEQUIVOCATION``)."""
     code, name = -10, "LIM_EEQUIVOCATION"
 
 
