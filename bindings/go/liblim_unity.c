@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 934a320ed15121057bcdffb4ab180692cd36811442ffdcde4c5cbe083ed401de */
+/* libcore digest (sha256): 9253b1bb0df6e770808d06cef34dcb86dbcfc74f4af661aa41a9698eba6af49c */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
