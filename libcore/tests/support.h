@@ -139,4 +139,35 @@ static inline lim_value int_value(int64_t i)
 	return v;
 }
 
+/* A pack in memory: lim_db_export writes it through membuf_write and
+ * lim_db_import reads it back through membuf_read, in pieces of at most
+ * `chunk` bytes (0: as many as asked), so that lines can be made to
+ * straddle reads. `data` is kept NUL-terminated for strstr. */
+typedef struct {
+	char *data;
+	size_t len, pos, chunk;
+} membuf;
+
+static inline int membuf_write(void *ctx, const char *bytes, size_t len)
+{
+	membuf *m = ctx;
+	m->data = realloc(m->data, m->len + len + 1);
+	assert_non_null(m->data);
+	memcpy(m->data + m->len, bytes, len);
+	m->len += len;
+	m->data[m->len] = 0;
+	return 0;
+}
+
+static inline long membuf_read(void *ctx, char *buf, size_t cap)
+{
+	membuf *m = ctx;
+	size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
+	if (m->chunk && n > m->chunk)
+		n = m->chunk;
+	memcpy(buf, m->data + m->pos, n);
+	m->pos += n;
+	return (long)n;
+}
+
 #endif

@@ -547,30 +547,6 @@ static void test_session__applied_callback_only_after_commit(void **state)
 
 /* ------------------------------------------------------------ packs */
 
-typedef struct {
-	char *data;
-	size_t len, pos;
-} pack_buf;
-
-static int pack_write(void *ctx, const char *bytes, size_t len)
-{
-	pack_buf *m = ctx;
-	m->data = realloc(m->data, m->len + len + 1);
-	memcpy(m->data + m->len, bytes, len);
-	m->len += len;
-	m->data[m->len] = 0;
-	return 0;
-}
-
-static long pack_read(void *ctx, char *buf, size_t cap)
-{
-	pack_buf *m = ctx;
-	size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
-	memcpy(buf, m->data + m->pos, n);
-	m->pos += n;
-	return (long)n;
-}
-
 /* Flip a hex digit of a sealed change's signature; `link` gets the link
  * of the change as it now is, for an author that vouches for it. */
 static void spoil_signature(char *change, size_t n, unsigned char link[LIM_HASH_BYTES])
@@ -598,7 +574,7 @@ static void test_session__pack_import_checks_signatures_as_the_network_does(void
 	unsigned char zero[LIM_HASH_BYTES] = { 0 }, l1[LIM_HASH_BYTES], l2[LIM_HASH_BYTES], l3[LIM_HASH_BYTES];
 	lim_span x[3], y[3];
 	lim_batch_result res;
-	pack_buf pack = { 0 };
+	membuf pack = { 0 };
 	char *mem[6], da[65], db[65];
 	crypto_sign_keypair(xpk, xsk);
 	crypto_sign_keypair(ypk, ysk);
@@ -615,8 +591,8 @@ static void test_session__pack_import_checks_signatures_as_the_network_does(void
 	assert_int_equal(lim_db__apply_batch(f->b, y, 3, &res, NULL, NULL), 0);
 	assert_int_equal(res.applied, 3);
 
-	assert_int_equal(lim_db_export(f->b, NULL, 0, pack_write, &pack), 0);
-	assert_int_equal(lim_db_import(f->a, pack_read, &pack, NULL), 0);
+	assert_int_equal(lim_db_export(f->b, NULL, 0, membuf_write, &pack), 0);
+	assert_int_equal(lim_db_import(f->a, membuf_read, &pack, NULL), 0);
 	assert_int_equal(lim_db_digest(f->a, da), 0);
 	assert_int_equal(lim_db_digest(f->b, db), 0);
 	assert_string_equal(da, db);
@@ -637,7 +613,7 @@ static void test_session__pack_import_checks_signatures_as_the_network_does(void
 	char before[65], after[65];
 	assert_int_equal(lim_db_digest(fresh, before), 0);
 	pack.pos = 0;
-	assert_int_equal(lim_db_import(fresh, pack_read, &pack, NULL), LIM_ESIGNATURE);
+	assert_int_equal(lim_db_import(fresh, membuf_read, &pack, NULL), LIM_ESIGNATURE);
 	assert_non_null(strstr(lim_error_last(), want));
 	assert_non_null(strstr(lim_error_last(), "signature does not verify"));
 	assert_int_equal(lim_db_digest(fresh, after), 0);

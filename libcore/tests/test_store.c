@@ -583,36 +583,14 @@ static void test_store__equivocation_detected_first_kept(void **state)
 
 /* ------------------------------------------------------------ packs */
 
-typedef struct {
-	char *data;
-	size_t len, pos;
-} membuf;
-
-static int mem_write(void *ctx, const char *bytes, size_t len)
-{
-	membuf *m = ctx;
-	m->data = realloc(m->data, m->len + len);
-	memcpy(m->data + m->len, bytes, len);
-	m->len += len;
-	return 0;
-}
-
-static long mem_read(void *ctx, char *buf, size_t cap)
-{
-	membuf *m = ctx;
-	size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
-	if (n > 7)
-		n = 7; /* odd chunks: lines straddle reads */
-	memcpy(buf, m->data + m->pos, n);
-	m->pos += n;
-	return (long)n;
-}
+/* Odd chunks: lines straddle reads. */
+#define PACK_CHUNK 7
 
 static void test_store__pack_round_trip_and_damage(void **state)
 {
 	fixture *f = *state;
 	peer a;
-	membuf pack = { 0 };
+	membuf pack = { NULL, 0, 0, PACK_CHUNK };
 	snapshot s;
 	lim_apply_stats st = { 0, 0 };
 	char da[65], df[65];
@@ -620,7 +598,7 @@ static void test_store__pack_round_trip_and_damage(void **state)
 	seed_data(a.db);
 	lim_value x = str_value("x");
 	assert_int_equal(lim_db_set_add(a.db, "c", "d", "s", &x), 0);
-	assert_int_equal(lim_db_export(a.db, NULL, 0, mem_write, &pack), 0);
+	assert_int_equal(lim_db_export(a.db, NULL, 0, membuf_write, &pack), 0);
 	assert_true(pack.len > 0);
 	assert_memory_equal(pack.data, "LIMPACK 1\n", 10);
 
@@ -630,30 +608,30 @@ static void test_store__pack_round_trip_and_damage(void **state)
 	 * signatures in the middle of a run included (their successor's link
 	 * covers them, changes.md §12). */
 	for (size_t i = 0; i < pack.len; i++) {
-		membuf bad = { malloc(pack.len), pack.len, 0 };
+		membuf bad = { malloc(pack.len), pack.len, 0, PACK_CHUNK };
 		memcpy(bad.data, pack.data, pack.len);
 		bad.data[i] ^= 0x04;
-		int rc = lim_db_import(f->db, mem_read, &bad, NULL);
+		int rc = lim_db_import(f->db, membuf_read, &bad, NULL);
 		if (rc == 0)
 			print_error("flip at %zu accepted\n", i);
 		assert_true(rc < 0);
 		free(bad.data);
 	}
 	/* Truncated: every change present but no END line. */
-	membuf cut = { pack.data, pack.len, 0 };
+	membuf cut = { pack.data, pack.len, 0, PACK_CHUNK };
 	char *end_line = strstr(pack.data, "\nEND ");
 	assert_non_null(end_line);
 	cut.len = (size_t)(end_line + 1 - pack.data);
-	expect_error(lim_db_import(f->db, mem_read, &cut, NULL), LIM_EMALFORMED, "truncated");
-	membuf notpack = { "hello\n", 6, 0 };
-	expect_error(lim_db_import(f->db, mem_read, &notpack, NULL), LIM_EMALFORMED, "not a liblim pack");
+	expect_error(lim_db_import(f->db, membuf_read, &cut, NULL), LIM_EMALFORMED, "truncated");
+	membuf notpack = { "hello\n", 6, 0, PACK_CHUNK };
+	expect_error(lim_db_import(f->db, membuf_read, &notpack, NULL), LIM_EMALFORMED, "not a liblim pack");
 	assert_unchanged(f->db, &s);
 
-	assert_int_equal(lim_db_import(f->db, mem_read, &pack, &st), 0);
+	assert_int_equal(lim_db_import(f->db, membuf_read, &pack, &st), 0);
 	assert_int_equal(st.applied, 3);
 	pack.pos = 0;
 	memset(&st, 0, sizeof(st));
-	assert_int_equal(lim_db_import(f->db, mem_read, &pack, &st), 0);
+	assert_int_equal(lim_db_import(f->db, membuf_read, &pack, &st), 0);
 	assert_int_equal(st.applied, 0);
 	assert_int_equal(st.duplicates, 3);
 	sync_into(a.db, f->db);
@@ -665,9 +643,9 @@ static void test_store__pack_round_trip_and_damage(void **state)
 	lim_buf vv = LIM_BUF_INIT;
 	membuf empty = { 0 };
 	assert_int_equal(lim_db_version_vector(&vv, a.db), 0);
-	assert_int_equal(lim_db_export(f->db, vv.ptr, vv.size, mem_write, &empty), 0);
+	assert_int_equal(lim_db_export(f->db, vv.ptr, vv.size, membuf_write, &empty), 0);
 	assert_non_null(strstr(empty.data, "END 0 "));
-	expect_error(lim_db_export(f->db, "zz 1\n", 5, mem_write, &empty), LIM_EINVALID, "version vector");
+	expect_error(lim_db_export(f->db, "zz 1\n", 5, membuf_write, &empty), LIM_EINVALID, "version vector");
 	lim_buf_dispose(&vv);
 	free(empty.data);
 	free(pack.data);
