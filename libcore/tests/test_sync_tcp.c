@@ -879,11 +879,6 @@ static int raw_drain_collect(raw *r, lim_sb *keep, int max)
 	}
 }
 
-static int raw_drain_to_synced(raw *r)
-{
-	return raw_drain_collect(r, NULL, 0);
-}
-
 /* A complete good handshake as a dialing client, up to the node's SYNCED;
  * the node's catch-up changes go to keep[] as in raw_drain_collect. */
 static int raw_handshake_collect(raw *r, const char *addr, lim_sb *keep, int max)
@@ -905,18 +900,7 @@ static int raw_handshake_collect(raw *r, const char *addr, lim_sb *keep, int max
 /* A complete good handshake as a dialing client, up to the node's SYNCED. */
 static void raw_handshake(raw *r, const char *addr)
 {
-	lim_msg m;
-	char *line;
-	raw_connect(r, addr);
-	raw_send_hello(r);
-	raw_read_server_hello(r);
-	raw_send_auth(r, AUTH_GOOD);
-	raw_check_server_auth(r);
-	line = raw_msg(r, &m);
-	if (m.type != LIM_MSG_VV)
-		fail_msg("expected the node's VV after the handshake, got: %.200s", line);
-	raw_sendf(r, "VV\n");
-	raw_drain_to_synced(r);
+	raw_handshake_collect(r, addr, NULL, 0);
 }
 
 /*
