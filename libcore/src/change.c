@@ -305,6 +305,17 @@ void lim_change__dispose(lim_change *c)
 	c->nops = 0;
 }
 
+int lim_change__peek(const char *bytes, size_t len, unsigned char author[LIM_ID_BYTES], uint64_t *seq)
+{
+	const char *p = bytes + 5, *sp;
+	if (len < 5 + 2 * LIM_ID_BYTES + 2 || memcmp(bytes, "lim1 ", 5) != 0 ||
+	    lim_hex__decode(author, LIM_ID_BYTES, p, 2 * LIM_ID_BYTES) < 0)
+		return -1;
+	p += 2 * LIM_ID_BYTES + 1;
+	sp = memchr(p, ' ', (size_t)(bytes + len - p));
+	return sp && lim_dec__parse_u64(p, (size_t)(sp - p), seq) == 0 ? 0 : -1;
+}
+
 int lim_change__parse(lim_change *c, const char *bytes, size_t len)
 {
 	cursor cur;

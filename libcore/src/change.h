@@ -63,6 +63,11 @@ typedef struct {
  * chain). The change borrows `bytes`. LIM_EMALFORMED names the problem. */
 int lim_change__parse(lim_change *c, const char *bytes, size_t len);
 void lim_change__dispose(lim_change *c);
+/* The author and seq of a change, read straight from its first fields
+ * without parsing the rest (finding runs, raising a view of a peer); 0, or
+ * -1 if those fields are not there. It says nothing of the change's
+ * validity: lim_change__parse does. */
+int lim_change__peek(const char *bytes, size_t len, unsigned char author[LIM_ID_BYTES], uint64_t *seq);
 /* Parse one op's text (as it appears in a change, without the leading
  * space). Local writes use this so they take the same path as remote ops. */
 int lim_op__parse(lim_op *op, const char *p, size_t n);

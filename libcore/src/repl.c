@@ -522,13 +522,7 @@ static int is_skippable(int rc)
  * the full parse happens in apply_one. */
 static int peek_author_seq(const lim_span *c, unsigned char author[LIM_ID_BYTES], uint64_t *seq)
 {
-	const char *p = c->p + 5, *sp;
-	if (c->n < 5 + 2 * LIM_ID_BYTES + 2 || memcmp(c->p, "lim1 ", 5) != 0 ||
-	    lim_hex__decode(author, LIM_ID_BYTES, p, 2 * LIM_ID_BYTES) < 0)
-		return -1;
-	p += 2 * LIM_ID_BYTES + 1;
-	sp = memchr(p, ' ', (size_t)(c->p + c->n - p));
-	return sp && lim_dec__parse_u64(p, (size_t)(sp - p), seq) == 0 ? 0 : -1;
+	return lim_change__peek(c->p, c->n, author, seq);
 }
 
 /* Was `author` skipped as an equivocation or a fork lately? The gaps that

@@ -347,10 +347,7 @@ static int on_end(lim_session *s, uint64_t n)
 	for (size_t i = 0; i < s->nbatch; i++) {
 		unsigned char author[LIM_ID_BYTES];
 		uint64_t seq;
-		const char *p = s->batch_items[i].p;
-		const char *sp = memchr(p + 5 + 2 * LIM_ID_BYTES + 1, ' ', s->batch_items[i].n - 5 - 2 * LIM_ID_BYTES - 1);
-		if (lim_hex__decode(author, LIM_ID_BYTES, p + 5, 2 * LIM_ID_BYTES) == 0 && sp &&
-		    lim_dec__parse_u64(p + 5 + 2 * LIM_ID_BYTES + 1, (size_t)(sp - p - 5 - 2 * LIM_ID_BYTES - 1), &seq) == 0)
+		if (lim_change__peek(s->batch_items[i].p, s->batch_items[i].n, author, &seq) == 0)
 			vv_raise(s, author, seq);
 	}
 	if (res.applied)
@@ -548,14 +545,6 @@ static int ends_on_good_signature(const char *bytes, size_t len)
 	return ok;
 }
 
-/* The author and seq of a change from our own log (canonical bytes). */
-static void stored_author_seq(const char *bytes, size_t len, unsigned char author[LIM_ID_BYTES], uint64_t *seq)
-{
-	const char *sp = memchr(bytes + 5 + 2 * LIM_ID_BYTES + 1, ' ', len - 5 - 2 * LIM_ID_BYTES - 1);
-	lim_hex__decode(author, LIM_ID_BYTES, bytes + 5, 2 * LIM_ID_BYTES);
-	lim_dec__parse_u64(bytes + 5 + 2 * LIM_ID_BYTES + 1, (size_t)(sp - bytes - 5 - 2 * LIM_ID_BYTES - 1), seq);
-}
-
 static size_t pending_output(const lim_session *s)
 {
 	return s->out.len - s->out_off;
@@ -620,7 +609,7 @@ static int find_run_end(lim_session *s, const unsigned char author[LIM_ID_BYTES]
 		unsigned char a[LIM_ID_BYTES];
 		uint64_t q;
 		int c;
-		stored_author_seq(bytes, len, a, &q);
+		(void)lim_change__peek(bytes, len, a, &q); /* our own log: it cannot fail */
 		c = memcmp(a, author, LIM_ID_BYTES);
 		if (c < 0)
 			continue; /* new changes of an earlier author: not part of this run */
@@ -661,7 +650,7 @@ static int pump_extension(lim_session *s)
 			break;
 		if ((rc = lim_change_iter_next(it, &bytes, &len)) < 0)
 			break;
-		stored_author_seq(bytes, len, a, &q);
+		(void)lim_change__peek(bytes, len, a, &q);
 		c = memcmp(a, s->ext.author, LIM_ID_BYTES);
 		if (c < 0)
 			continue; /* an earlier author's new change: sent after this batch */
@@ -765,7 +754,7 @@ static int pump_log(lim_session *s)
 		}
 		unsigned char author[LIM_ID_BYTES];
 		uint64_t seq, end_seq;
-		stored_author_seq(bytes, len, author, &seq);
+		(void)lim_change__peek(bytes, len, author, &seq);
 		if (skipping && memcmp(author, run.author, LIM_ID_BYTES) == 0) {
 			vv_raise(s, author, seq);
 			continue;
