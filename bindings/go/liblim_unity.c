@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): 9253b1bb0df6e770808d06cef34dcb86dbcfc74f4af661aa41a9698eba6af49c */
+/* libcore digest (sha256): fb248dcbf58b1fde142b3060b08e5404df1f0dd672fef65f9bcb3ab0a956ccbb */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
