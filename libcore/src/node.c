@@ -315,9 +315,10 @@ static int add_conn(lim_node *n, int fd, int dialer_idx, int connecting, const c
 	c->fd = fd;
 	c->dialer = dialer_idx;
 	c->connecting = connecting;
-	c->connect_deadline = mono_ms() + cfg.idle_timeout_ms;
+	int64_t now = mono_ms();
+	c->connect_deadline = now + cfg.idle_timeout_ms;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
-	c->s = lim_session__new(n->db, dialer_idx >= 0, &cfg, mono_ms());
+	c->s = lim_session__new(n->db, dialer_idx >= 0, &cfg, now);
 	if (!c->s)
 		return -1;
 	if (dialer_idx >= 0)
@@ -518,16 +519,16 @@ static void *loop(void *arg)
 		/* Timers and pumping for every session. */
 		for (size_t i = 0; i < n->nconns; i++) {
 			conn *c = &n->conns[i];
-			if (c->connecting && now >= c->connect_deadline) {
-				char why[96];
-				snprintf(why, sizeof(why), "cannot connect: no answer within %d ms", n->opts.idle_timeout_ms);
-				close_conn(n, i, why);
-				i--;
-				continue;
-			}
 			if (c->connecting) {
-				if (c->connect_deadline < deadline)
-					deadline = c->connect_deadline;
+				if (now < c->connect_deadline) {
+					if (c->connect_deadline < deadline)
+						deadline = c->connect_deadline;
+				} else {
+					char why[96];
+					snprintf(why, sizeof(why), "cannot connect: no answer within %d ms", n->opts.idle_timeout_ms);
+					close_conn(n, i, why);
+					i--;
+				}
 				continue;
 			}
 			if (external)
