@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): fb248dcbf58b1fde142b3060b08e5404df1f0dd672fef65f9bcb3ab0a956ccbb */
+/* libcore digest (sha256): f9199baff203ec5c8ad92fc01e6f5c29dfe8afe251e2144f639b3e0539be01ed */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
