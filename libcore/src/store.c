@@ -156,6 +156,16 @@ int lim_store__begin(lim_store *st)
 	return lim_store__run(st, LIM_ST_BEGIN, "starting a transaction");
 }
 
+/* A failed write or sync (in a commit or a checkpoint) may have lost data
+ * that SQLite, or the kernel, now believes written; never retry into a
+ * success that is not one (DESIGN.md, security rules): the store stays
+ * failed until it is reopened. */
+static void fail_on_io_error(lim_store *st, int rc)
+{
+	if ((rc & 0xff) == SQLITE_IOERR)
+		__atomic_store_n(&st->failed, 1, __ATOMIC_SEQ_CST);
+}
+
 int lim_store__commit(lim_store *st)
 {
 	sqlite3_stmt *q = lim_store__stmt(st, LIM_ST_COMMIT);
@@ -164,10 +174,7 @@ int lim_store__commit(lim_store *st)
 		sqlite3_reset(q);
 	if (rc == SQLITE_DONE)
 		return 0;
-	/* A failed sync may have lost data that SQLite believes written; never
-	 * retry into a success that is not one (DESIGN.md, security rules). */
-	if ((rc & 0xff) == SQLITE_IOERR)
-		__atomic_store_n(&st->failed, 1, __ATOMIC_SEQ_CST);
+	fail_on_io_error(st, rc);
 	lim_store__error(st, rc, "committing");
 	sqlite3_exec(st->sql, "ROLLBACK", NULL, NULL, NULL);
 	return lim_store__failed(st) ? lim__error_prefix(LIM_EFAILED, "the store is now in a failed state; reopen it") : LIM_EIO;
@@ -324,15 +331,6 @@ struct lim_ckpt {
 	int requested, stop;
 };
 
-static void ckpt_result(lim_store *st, int rc)
-{
-	/* A checkpoint whose write or fsync failed may have lost pages that
-	 * the kernel now reports clean; a later one "succeeding" would let the
-	 * WAL be reset over them (DESIGN.md, security rules). */
-	if ((rc & 0xff) == SQLITE_IOERR)
-		__atomic_store_n(&st->failed, 1, __ATOMIC_SEQ_CST);
-}
-
 static void *ckpt_loop(void *arg)
 {
 	lim_ckpt *c = arg;
@@ -345,7 +343,7 @@ static void *ckpt_loop(void *arg)
 		c->requested = 0;
 		pthread_mutex_unlock(&c->mu);
 		if (!lim_store__failed(c->st))
-			ckpt_result(c->st, sqlite3_wal_checkpoint_v2(c->conn, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
+			fail_on_io_error(c->st, sqlite3_wal_checkpoint_v2(c->conn, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
 		pthread_mutex_lock(&c->mu);
 	}
 	pthread_mutex_unlock(&c->mu);
@@ -359,7 +357,7 @@ static int ckpt_wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	if (frames >= CKPT_WRITER_FRAMES) {
 		/* SQLITE_BUSY while the background one runs: try after the next commit. */
 		if (!lim_store__failed(c->st))
-			ckpt_result(c->st, sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
+			fail_on_io_error(c->st, sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL));
 	} else if (frames >= CKPT_FRAMES) {
 		pthread_mutex_lock(&c->mu);
 		c->requested = 1;
