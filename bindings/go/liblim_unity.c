@@ -16,7 +16,7 @@
  * linked through pkg-config instead (build_system.go).
  */
 
-/* libcore digest (sha256): f9199baff203ec5c8ad92fc01e6f5c29dfe8afe251e2144f639b3e0539be01ed */
+/* libcore digest (sha256): a1f3c45969f2dd1e4b3d9f4957e88ded42ade90b463ec298501a53852deaa05c */
 
 #include "../../libcore/src/change.c"
 #include "../../libcore/src/check.c"
